@@ -1,0 +1,327 @@
+"""Guitar audio → notes, as a stream: aubio pitch and onsets, segmentation, intonation.
+
+Segmentation runs on a decimated stream (~11–12 kHz): cheap per frame, and plenty for
+fundamentals up to 1.4 kHz. Intonation is measured per note on the native-rate signal, where
+yin's parabolic interpolation is sub-cent accurate (at 11 kHz it reads 1.2 kHz ~12 cents sharp).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import aubio  # type: ignore[import-untyped]
+import numpy as np
+
+from device.analysis.decimator import Decimator, decimation_factor
+from device.analysis.notes import Note, hz_to_midi_float
+from device.analysis.scales import Scale
+from device.analysis.settings import TrackerSettings
+from device.errors import AnalysisError
+
+__all__ = ["NoteTracker", "track_notes"]
+
+_NATIVE_HISTORY_S = 4.0
+_ATTACK_SKIP_S = 0.02  # the pick's transient is sharp and noisy: keep it out of intonation
+_RELEASE_GAP_S = 0.09  # this long without pitch ends a note
+
+
+@dataclass(slots=True)
+class _Frame:
+    t: float  # centre of the pitch window, seconds on the input timeline
+    midi: float
+    conf: float
+
+
+@dataclass(slots=True)
+class _OpenNote:
+    onset_s: float
+    frames: list[_Frame] = field(default_factory=list)
+    peak_db: float = -200.0
+    ref: float | None = None  # reference pitch (MIDI, fractional) once established
+    last_voiced_t: float = -1.0
+
+
+class NoteTracker:
+    """Feed mono float samples in any block sizes; get each note once it has ended.
+
+    ``feed`` and ``flush`` together give exactly the notes :func:`track_notes` gives for the
+    same samples, whatever the block sizes.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        settings: TrackerSettings | None = None,
+        scale: Scale | None = None,
+    ) -> None:
+        if not 8000 <= sample_rate <= 384_000:
+            raise AnalysisError(f"unsupported sample rate {sample_rate} Hz (8000–384000)")
+        s = settings or TrackerSettings()
+        self.settings = s
+        self.scale = scale
+        self.sample_rate = sample_rate
+        self._decimator = Decimator(decimation_factor(sample_rate))
+        self._factor = self._decimator.factor
+        self.track_rate = sample_rate / self._factor
+        self._win = 512 if self.track_rate < 14000 else 1024
+        self._hop = self._win // 4
+        self._pitch = aubio.pitch(s.pitch_method, self._win, self._hop, int(self.track_rate))
+        self._pitch.set_unit("Hz")
+        self._pitch.set_tolerance(s.pitch_tolerance)
+        self._pitch.set_silence(s.gate_dbfs - 20.0)
+        self._onset = aubio.onset(s.onset_method, s.onset_window, self._hop, int(self.track_rate))
+        self._onset.set_threshold(s.onset_threshold)
+        self._onset.set_minioi_s(s.min_ioi_s)
+        self._onset.set_silence(s.gate_dbfs - 10.0)
+        self._native_pitch: dict[int, aubio.pitch] = {}
+
+        self._pending = np.zeros(0, dtype=np.float32)  # decimated samples not yet framed
+        self._frames_done = 0
+        self._native = np.zeros(int(_NATIVE_HISTORY_S * sample_rate), dtype=np.float32)
+        self._native_written = 0  # total native samples ever written
+        self._hop_s = self._hop / self.track_rate
+        self._delay_s = self._decimator.delay_samples / sample_rate
+        self._legato_frames = max(2, math.ceil(s.legato_s / self._hop_s))
+        self._release_frames = max(2, math.ceil(_RELEASE_GAP_S / self._hop_s))
+        self._min_frames = max(2, math.ceil(s.min_note_s / self._hop_s))
+
+        self._note: _OpenNote | None = None
+        self._cand: list[_Frame] = []  # a run of frames at a new pitch (legato candidate)
+        self._floor_db = s.gate_dbfs - 20.0
+        self._gap = 0
+        self._flushed = False
+
+    # -- public ----------------------------------------------------------------------------
+
+    def feed(self, samples: np.ndarray) -> list[Note]:
+        """Analyse more samples; return the notes that ended within them."""
+        if self._flushed:
+            raise AnalysisError("tracker already flushed")
+        block = np.asarray(samples, dtype=np.float32).ravel()
+        self._remember_native(block)
+        dec = self._decimator.process(block)
+        if len(self._pending):
+            dec = np.concatenate((self._pending, dec))
+        out: list[Note] = []
+        hop = self._hop
+        n_frames = len(dec) // hop
+        for k in range(n_frames):
+            self._frame(dec[k * hop : (k + 1) * hop], out)
+        self._pending = dec[n_frames * hop :].copy()
+        return out
+
+    def flush(self) -> list[Note]:
+        """End of stream: push the filter's tail through and close the last note."""
+        tail = np.zeros(len(self._decimator.taps) + self._hop * self._factor, dtype=np.float32)
+        out = self.feed(tail)
+        self._flushed = True
+        if self._note is not None:
+            self._close(self._note, self._note.last_voiced_t + self._hop_s, out)
+            self._note = None
+        return out
+
+    # -- per frame -------------------------------------------------------------------------
+
+    def _time_of(self, dec_index: float) -> float:
+        return dec_index * self._factor / self.sample_rate - self._delay_s
+
+    def _frame(self, frame: np.ndarray, out: list[Note]) -> None:
+        s = self.settings
+        i = self._frames_done
+        self._frames_done += 1
+        level = 10.0 * math.log10(float(np.dot(frame, frame)) / len(frame) + 1e-20)
+        hz = float(self._pitch(frame)[0])
+        conf = float(self._pitch.get_confidence())
+        onset = bool(self._onset(frame)[0])
+        # Pitch window ends at the end of this frame.
+        t = self._time_of((i + 1) * self._hop - self._win / 2)
+
+        # A slowly rising floor: hum and noise are steady, notes are not.
+        if level < self._floor_db:
+            self._floor_db = level
+        else:
+            self._floor_db += 0.2 * self._hop_s
+
+        if onset:
+            t_on = max(0.0, self._time_of(float(self._onset.get_last())))
+            self._start(t_on, out)
+
+        voiced = s.min_hz <= hz <= s.max_hz and conf >= s.min_confidence and level > s.gate_dbfs - 20.0
+        note = self._note
+        if note is None:
+            if voiced and level >= self._floor_db + s.floor_margin_db:
+                self._grow_candidate(_Frame(t, hz_to_midi_float(hz, s.a4_hz), conf))
+                if len(self._cand) >= self._legato_frames:
+                    run = self._cand
+                    self._cand = []
+                    self._note = _OpenNote(onset_s=max(0.0, run[0].t - self._win / 2 / self.track_rate))
+                    for f in run:
+                        self._add(self._note, f, level)
+            else:
+                self._cand = []
+            return
+
+        note.peak_db = max(note.peak_db, level)
+        if not voiced:
+            self._gap += 1
+            if self._gap >= self._release_frames:
+                self._end_current(out)
+            return
+        self._gap = 0
+        if level < note.peak_db - s.release_db:
+            self._end_current(out)
+            return
+        f = _Frame(t, hz_to_midi_float(hz, s.a4_hz), conf)
+        if note.ref is None or abs(f.midi - note.ref) <= s.legato_semitones:
+            self._cand = []
+            self._add(note, f, level)
+            return
+        # Off the note's pitch: an octave slip of the detector, a slide passing through, or
+        # a new note played legato once the new pitch holds long enough.
+        octave = abs(abs(f.midi - note.ref) - 12.0) < 0.5
+        self._grow_candidate(f)
+        need = self._legato_frames * (3 if octave else 1)
+        if len(self._cand) >= need:
+            run = self._cand
+            self._cand = []
+            self._close(note, run[0].t, out)
+            new = _OpenNote(onset_s=run[0].t)
+            for g in run:
+                self._add(new, g, level)
+            self._note = new
+
+    def _grow_candidate(self, f: _Frame) -> None:
+        if self._cand and abs(f.midi - self._cand[0].midi) > 0.5:
+            self._cand = []
+        self._cand.append(f)
+
+    def _add(self, note: _OpenNote, f: _Frame, level: float) -> None:
+        if f.t >= note.onset_s + _ATTACK_SKIP_S or note.ref is None:
+            note.frames.append(f)
+        note.peak_db = max(note.peak_db, level)
+        note.last_voiced_t = f.t
+        if note.ref is None and len(note.frames) >= 3:
+            note.ref = float(np.median([g.midi for g in note.frames]))
+
+    def _start(self, t_on: float, out: list[Note]) -> None:
+        """An attack: the open note ends here and a new one begins."""
+        self._cand = []
+        self._gap = 0
+        old = self._note
+        new = _OpenNote(onset_s=t_on)
+        if old is not None:
+            # Frames the onset detector had not yet flagged belong to the new note.
+            keep = [f for f in old.frames if f.t < t_on]
+            new.frames = [f for f in old.frames if f.t >= t_on + _ATTACK_SKIP_S]
+            old.frames = keep
+            self._close(old, t_on, out)
+        self._note = new
+
+    def _end_current(self, out: list[Note]) -> None:
+        note = self._note
+        if note is not None:
+            self._close(note, note.last_voiced_t + self._hop_s, out)
+        self._note = None
+        self._cand = []
+        self._gap = 0
+
+    # -- closing a note --------------------------------------------------------------------
+
+    def _close(self, note: _OpenNote, end_s: float, out: list[Note]) -> None:
+        s = self.settings
+        if len(note.frames) < self._min_frames or note.peak_db < s.gate_dbfs:
+            return
+        midis = np.array([f.midi for f in note.frames])
+        centre = float(np.median(midis))
+        # Octave slips of the detector do not vote on the note's pitch.
+        near = midis[np.abs(midis - centre) < 0.5]
+        if len(near) < self._min_frames:
+            return
+        centre = float(np.median(near))
+        refined = self._refine(note, centre, end_s)
+        if refined is not None:
+            centre = refined
+        midi = round(centre)
+        conf = float(np.median([f.conf for f in note.frames]))
+        out.append(
+            Note(
+                onset_s=round(note.onset_s, 4),
+                midi=midi,
+                cents=round((centre - midi) * 100.0, 2),
+                duration_s=round(max(end_s - note.onset_s, self._hop_s), 4),
+                in_scale=True if self.scale is None else self.scale.contains(midi),
+                confidence=round(conf, 3),
+                frequency_hz=round(s.a4_hz * 2 ** ((centre - 69.0) / 12.0), 3),
+                level_db=round(note.peak_db, 1),
+            )
+        )
+
+    # -- intonation on the native-rate signal ----------------------------------------------
+
+    def _remember_native(self, block: np.ndarray) -> None:
+        n = len(self._native)
+        if len(block) >= n:
+            self._native[:] = block[-n:]
+            self._native = np.roll(self._native, self._native_written + len(block))
+        else:
+            start = (self._native_written) % n
+            first = min(len(block), n - start)
+            self._native[start : start + first] = block[:first]
+            self._native[: len(block) - first] = block[first:]
+        self._native_written += len(block)
+
+    def _native_window(self, start: int, size: int) -> np.ndarray | None:
+        n = len(self._native)
+        if start < 0 or start + size > self._native_written or start < self._native_written - n:
+            return None
+        idx = np.arange(start, start + size) % n
+        return self._native[idx]
+
+    def _refine(self, note: _OpenNote, centre: float, end_s: float) -> float | None:
+        """The note's pitch from up to two native-rate yin windows inside its steady part."""
+        s = self.settings
+        hz = s.a4_hz * 2 ** ((centre - 69.0) / 12.0)
+        # Yin needs the lag range to reach past one period: a window of ≥ 3 periods.
+        size = 1 << max(8, math.ceil(math.log2(3.0 * self.sample_rate / hz)))
+        half_s = size / 2 / self.sample_rate
+        lo, hi = note.onset_s + _ATTACK_SKIP_S + half_s, end_s - half_s
+        steady = [f for f in note.frames if abs(f.midi - centre) < 0.35 and lo <= f.t <= hi]
+        if not steady:
+            return None
+        picks = sorted({len(steady) // 3, (2 * len(steady)) // 3})
+        pitch = self._native_pitch.get(size)
+        if pitch is None:
+            pitch = aubio.pitch(s.pitch_method, size, size, self.sample_rate)
+            pitch.set_unit("Hz")
+            pitch.set_tolerance(s.pitch_tolerance)
+            self._native_pitch[size] = pitch
+        found: list[float] = []
+        for k in picks:
+            f = steady[k]
+            start = round(f.t * self.sample_rate) - size // 2
+            win = self._native_window(start, size)
+            if win is None:
+                continue
+            est = float(pitch(win)[0])
+            if est > 0 and pitch.get_confidence() >= s.min_confidence:
+                m = hz_to_midi_float(est, s.a4_hz)
+                if abs(m - centre) < 0.5:
+                    found.append(m)
+        return float(np.median(found)) if found else None
+
+
+def track_notes(
+    samples: np.ndarray,
+    sample_rate: int,
+    settings: TrackerSettings | None = None,
+    scale: Scale | None = None,
+    block: int = 4096,
+) -> list[Note]:
+    """All notes of a whole recording: the streaming tracker fed block by block."""
+    tracker = NoteTracker(sample_rate, settings, scale)
+    notes: list[Note] = []
+    for i in range(0, len(samples), block):
+        notes.extend(tracker.feed(samples[i : i + block]))
+    notes.extend(tracker.flush())
+    return notes

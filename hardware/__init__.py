@@ -1,0 +1,1 @@
+"""FretCoach Pedal: hardware."""
