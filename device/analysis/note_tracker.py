@@ -15,6 +15,7 @@ import numpy as np
 
 from device.analysis.decimator import Decimator, decimation_factor
 from device.analysis.notes import Note, hz_to_midi_float
+from device.analysis.octave import settle_octave
 from device.analysis.scales import Scale
 from device.analysis.settings import TrackerSettings
 from device.errors import AnalysisError
@@ -239,6 +240,7 @@ class NoteTracker:
         if len(near) < self._min_frames:
             return
         centre = float(np.median(near))
+        centre += 12.0 * self._octave_shift(note, centre, end_s)
         refined = self._refine(note, centre, end_s)
         if refined is not None:
             centre = refined
@@ -277,6 +279,21 @@ class NoteTracker:
             return None
         idx = np.arange(start, start + size) % n
         return self._native[idx]
+
+    def _octave_shift(self, note: _OpenNote, centre: float, end_s: float) -> int:
+        s = self.settings
+        start_s = note.onset_s + _ATTACK_SKIP_S
+        span = min(end_s - start_s, 0.12)
+        if span < 0.03:
+            return 0
+        win = self._native_window(round(start_s * self.sample_rate), round(span * self.sample_rate))
+        if win is None:
+            return 0
+        hz = s.a4_hz * 2 ** ((centre - 69.0) / 12.0)
+        shift = settle_octave(win, self.sample_rate, hz, s.min_hz)
+        if shift > 0 and hz * 2 > s.max_hz:
+            return 0
+        return shift
 
     def _refine(self, note: _OpenNote, centre: float, end_s: float) -> float | None:
         """The note's pitch from up to two native-rate yin windows inside its steady part."""

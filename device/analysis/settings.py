@@ -23,11 +23,11 @@ class TrackerSettings:
     min_hz: float = 65.0
     max_hz: float = 1500.0
     pitch_method: str = "yinfast"
-    pitch_tolerance: float = 0.15
-    min_confidence: float = 0.8
-    onset_method: str = "specflux"
+    pitch_tolerance: float = 0.3
+    min_confidence: float = 0.7
+    onset_method: str = "hfc"
     onset_window: int = 256
-    onset_threshold: float = 0.3
+    onset_threshold: float = 0.1
     min_ioi_s: float = 0.05
     # A pitch change held this long without a new attack is a new note (legato); shorter
     # excursions (slides passing through, vibrato, attack transients) are not.
