@@ -74,7 +74,7 @@ class NoteTracker:
         self._onset = aubio.onset(s.onset_method, s.onset_window, self._hop, int(self.track_rate))
         self._onset.set_threshold(s.onset_threshold)
         self._onset.set_minioi_s(s.min_ioi_s)
-        self._onset.set_silence(s.gate_dbfs - 10.0)
+        self._onset.set_silence(s.gate_dbfs)
         self._native_pitch: dict[int, aubio.pitch] = {}
 
         self._pending = np.zeros(0, dtype=np.float32)  # decimated samples not yet framed
@@ -91,6 +91,7 @@ class NoteTracker:
         self._cand: list[_Frame] = []  # a run of frames at a new pitch (legato candidate)
         self._floor_db = s.gate_dbfs - 20.0
         self._gap = 0
+        self._released: float | None = None  # pitch of the note that last faded out
         self._flushed = False
 
     # -- public ----------------------------------------------------------------------------
@@ -151,8 +152,15 @@ class NoteTracker:
         voiced = s.min_hz <= hz <= s.max_hz and conf >= s.min_confidence and level > s.gate_dbfs - 20.0
         note = self._note
         if note is None:
-            if voiced and level >= self._floor_db + s.floor_margin_db:
-                self._grow_candidate(_Frame(t, hz_to_midi_float(hz, s.a4_hz), conf))
+            midi = hz_to_midi_float(hz, s.a4_hz) if voiced else 0.0
+            # Without an attack, only a clearly sounding new pitch starts a note: the tail of
+            # the note that just released, or hum under the gate, must not.
+            if (
+                voiced
+                and level >= max(s.gate_dbfs, self._floor_db + s.floor_margin_db)
+                and (self._released is None or abs(midi - self._released) > s.legato_semitones)
+            ):
+                self._grow_candidate(_Frame(t, midi, conf))
                 if len(self._cand) >= self._legato_frames:
                     run = self._cand
                     self._cand = []
@@ -180,10 +188,10 @@ class NoteTracker:
             return
         # Off the note's pitch: an octave slip of the detector, a slide passing through, or
         # a new note played legato once the new pitch holds long enough.
-        octave = abs(abs(f.midi - note.ref) - 12.0) < 0.5
+        if abs(abs(f.midi - note.ref) - 12.0) < 0.5:
+            return  # a detector slip, not a legato octave leap (those come with an attack)
         self._grow_candidate(f)
-        need = self._legato_frames * (3 if octave else 1)
-        if len(self._cand) >= need:
+        if len(self._cand) >= self._legato_frames:
             run = self._cand
             self._cand = []
             self._close(note, run[0].t, out)
@@ -208,6 +216,7 @@ class NoteTracker:
     def _start(self, t_on: float, out: list[Note]) -> None:
         """An attack: the open note ends here and a new one begins."""
         self._cand = []
+        self._released = None
         self._gap = 0
         old = self._note
         new = _OpenNote(onset_s=t_on)
@@ -223,6 +232,7 @@ class NoteTracker:
         note = self._note
         if note is not None:
             self._close(note, note.last_voiced_t + self._hop_s, out)
+            self._released = note.ref
         self._note = None
         self._cand = []
         self._gap = 0
