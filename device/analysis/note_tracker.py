@@ -250,10 +250,7 @@ class NoteTracker:
         if len(near) < self._min_frames:
             return
         centre = float(np.median(near))
-        centre += 12.0 * self._octave_shift(note, centre, end_s)
-        refined = self._refine(note, centre, end_s)
-        if refined is not None:
-            centre = refined
+        centre += self._bias(note, centre, end_s) + 12.0 * self._octave_shift(note, centre, end_s)
         midi = round(centre)
         conf = float(np.median([f.conf for f in note.frames]))
         out.append(
@@ -305,8 +302,9 @@ class NoteTracker:
             return 0
         return shift
 
-    def _refine(self, note: _OpenNote, centre: float, end_s: float) -> float | None:
-        """The note's pitch from up to two native-rate yin windows inside its steady part."""
+    def _bias(self, note: _OpenNote, centre: float, end_s: float) -> float:
+        """The decimated track's pitch error (semitones), from up to two native-rate yin
+        windows in the note's steady part; 0 when none fits."""
         s = self.settings
         hz = s.a4_hz * 2 ** ((centre - 69.0) / 12.0)
         # Yin needs the lag range to reach past one period: a window of ≥ 3 periods.
@@ -315,7 +313,7 @@ class NoteTracker:
         lo, hi = note.onset_s + _ATTACK_SKIP_S + half_s, end_s - half_s
         steady = [f for f in note.frames if abs(f.midi - centre) < 0.35 and lo <= f.t <= hi]
         if not steady:
-            return None
+            return 0.0
         picks = sorted({len(steady) // 3, (2 * len(steady)) // 3})
         pitch = self._native_pitch.get(size)
         if pitch is None:
@@ -333,9 +331,11 @@ class NoteTracker:
             est = float(pitch(win)[0])
             if est > 0 and pitch.get_confidence() >= s.min_confidence:
                 m = hz_to_midi_float(est, s.a4_hz)
-                if abs(m - centre) < 0.5:
-                    found.append(m)
-        return float(np.median(found)) if found else None
+                if abs(m - f.midi) < 0.5:
+                    found.append(m - f.midi)
+        # The native windows correct the decimated track's bias; the median over all of the
+        # note's frames stays the estimate, so vibrato averages out.
+        return float(np.median(found)) if found else 0.0
 
 
 def track_notes(
