@@ -70,7 +70,8 @@ def librosa_peer(samples: np.ndarray, rate: int, truth: dict[str, Any]) -> list[
             continue
         m = 69 + 12 * np.log2(float(np.median(f0[sel])) / 440.0)
         midi = round(m)
-        notes.append(Note(float(start), midi, (m - midi) * 100, float(end - start), scale.contains(midi), 1.0, 0.0, 0.0))
+        cents = (m - midi) * 100
+        notes.append(Note(float(start), midi, cents, float(end - start), scale.contains(midi), 1.0, 0.0, 0.0))
     return notes
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import aubio  # type: ignore[import-untyped]
+import aubio
 import numpy as np
 
 from device.analysis.decimator import Decimator, decimation_factor

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from device.errors import UnknownScaleError
 
 __all__ = ["SCALE_KINDS", "Scale", "ScaleKind", "parse_scale", "pitch_class_name"]
 
 
-class ScaleKind(str, Enum):
+class ScaleKind(StrEnum):
     MAJOR = "major"
     NATURAL_MINOR = "natural minor"
     MAJOR_PENTATONIC = "major pentatonic"

@@ -1,10 +1,14 @@
+import itertools
+
 import numpy as np
 import pytest
 
 from device.analysis import Note, Scorer, pitch_tolerance_cents, score_notes, timing_tolerance_ms
 
 
-def notes_at(onsets: list[float] | np.ndarray, cents: float | list[float] = 0.0, in_scale: list[bool] | None = None) -> list[Note]:
+def notes_at(
+    onsets: list[float] | np.ndarray, cents: float | list[float] = 0.0, in_scale: list[bool] | None = None
+) -> list[Note]:
     n = len(onsets)
     c = cents if isinstance(cents, list) else [cents] * n
     flags = in_scale or [True] * n
@@ -28,7 +32,7 @@ def test_pitch_accuracy_falls_as_notes_go_out_of_tune_and_strictness_sets_the_to
     onsets = np.arange(10) * 0.3
     scores = [score_notes(notes_at(onsets, c)).pitch_accuracy for c in (0, 10, 20, 30, 45)]
     assert scores[0] == 100.0
-    assert all(a > b for a, b in zip(scores, scores[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(scores))
     # At the half-credit tolerance a note scores exactly 50.
     for s in (0.0, 0.5, 1.0):
         t = pitch_tolerance_cents(s)
@@ -58,7 +62,7 @@ def test_timing_falls_monotonically_with_jitter_with_and_without_bpm() -> None:
     free = [score_notes(notes_at(base + j * noise)).timing_stability for j in (0, 0.01, 0.03, 0.06)]
     for series in (with_bpm, free):
         assert series[0] == 100.0
-        assert all(a is not None and b is not None and a > b for a, b in zip(series, series[1:], strict=False))
+        assert all(a is not None and b is not None and a > b for a, b in itertools.pairwise(series))
 
 
 def test_timing_strictness_sets_the_tolerance_in_milliseconds() -> None:
