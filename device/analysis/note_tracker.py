@@ -108,8 +108,11 @@ class NoteTracker:
         out: list[Note] = []
         hop = self._hop
         n_frames = len(dec) // hop
-        for k in range(n_frames):
-            self._frame(dec[k * hop : (k + 1) * hop], out)
+        if n_frames:
+            framed = dec[: n_frames * hop].reshape(n_frames, hop)
+            levels = 10.0 * np.log10(np.einsum("ij,ij->i", framed, framed) / hop + 1e-20)
+            for k in range(n_frames):
+                self._frame(framed[k], float(levels[k]), out)
         self._pending = dec[n_frames * hop :].copy()
         return out
 
@@ -128,11 +131,10 @@ class NoteTracker:
     def _time_of(self, dec_index: float) -> float:
         return dec_index * self._factor / self.sample_rate - self._delay_s
 
-    def _frame(self, frame: np.ndarray, out: list[Note]) -> None:
+    def _frame(self, frame: np.ndarray, level: float, out: list[Note]) -> None:
         s = self.settings
         i = self._frames_done
         self._frames_done += 1
-        level = 10.0 * math.log10(float(np.dot(frame, frame)) / len(frame) + 1e-20)
         hz = float(self._pitch(frame)[0])
         conf = float(self._pitch.get_confidence())
         onset = bool(self._onset(frame)[0])
@@ -343,7 +345,7 @@ def track_notes(
     sample_rate: int,
     settings: TrackerSettings | None = None,
     scale: Scale | None = None,
-    block: int = 4096,
+    block: int = 16384,
 ) -> list[Note]:
     """All notes of a whole recording: the streaming tracker fed block by block."""
     tracker = NoteTracker(sample_rate, settings, scale)

@@ -8,6 +8,8 @@ no series starts at f/2.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["settle_octave"]
@@ -26,10 +28,15 @@ def _series(mag: np.ndarray, bin_hz: float, f0: float, multiples: tuple[float, .
     return float(np.mean(vals)) if vals else 0.0
 
 
+@lru_cache(maxsize=64)
+def _hann(n: int) -> np.ndarray:
+    return np.hanning(n)
+
+
 def settle_octave(window: np.ndarray, sample_rate: int, hz: float, min_hz: float) -> int:
     """−1, 0 or +1: the octave shift the spectrum of ``window`` says ``hz`` needs."""
     n = 1 << int(np.ceil(np.log2(len(window) * 2)))
-    mag = np.abs(np.fft.rfft(window * np.hanning(len(window)), n))
+    mag = np.abs(np.fft.rfft(window * _hann(len(window)), n))
     bin_hz = sample_rate / n
     odd = _series(mag, bin_hz, hz, (1, 3, 5))
     even = _series(mag, bin_hz, hz, (2, 4, 6))
