@@ -34,7 +34,8 @@ from device.analysis.scales import parse_scale
 
 __all__ = [
     "FAMILIES", "LEVEL_VALUES", "PROGRAMS", "SOUNDFONT", "Base", "Note",
-    "apply_fault", "bench_bases", "compose", "fixture_bases", "main", "render_base",
+    "apply_fault", "bench_bases", "compose", "fixture_bases", "main", "render_audio", "render_base",
+    "top_note", "write_midi",
 ]
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -68,6 +69,8 @@ MIN_GAP_S = 0.02  # jittered notes are shortened to stay monophonic
 
 @dataclass(frozen=True)
 class Note:
+    """`onset_s` is the MIDI note-on; FluidSynth's output starts 1.5-7 ms later (measured)."""
+
     onset_s: float
     midi: int
     detune_cents: float
@@ -189,7 +192,7 @@ def _bend(cents: float) -> int:
 
 def write_midi(notes: Sequence[Note], program: int, path: Path) -> None:
     """Alternate two MIDI channels so a note's bend never re-bends the previous note's tail."""
-    track = mido.MidiTrack()
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000)])
     for ch in (0, 1):
         track.append(mido.Message("program_change", channel=ch, program=program))
         for control, value in ((101, 0), (100, 0), (6, BEND_RANGE), (38, 0), (101, 127), (100, 127)):
@@ -238,7 +241,7 @@ def _noise(length: int, sample_rate: int, rng: np.random.Generator) -> tuple[np.
     spectrum = np.fft.rfft(rng.standard_normal(length))
     freqs = np.fft.rfftfreq(length, 1.0 / sample_rate)
     spectrum[1:] /= np.sqrt(freqs[1:])
-    spectrum[0] = 0.0
+    spectrum[freqs < 20] = 0.0  # subsonic rumble would take noise power without masking anything
     pink = np.fft.irfft(spectrum, length)
     mains = int(rng.choice((50, 60)))
     t = np.arange(length) / sample_rate
