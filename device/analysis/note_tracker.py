@@ -71,6 +71,13 @@ class NoteTracker:
         self._pitch.set_unit("Hz")
         self._pitch.set_tolerance(s.pitch_tolerance)
         self._pitch.set_silence(s.gate_dbfs - 20.0)
+        # A second, shorter yin: its lag range stops near the guitar's low E, so beating
+        # between strings cannot pull it to a period several octaves down (FluidR3's steel
+        # strings do that to the long window, reading a 349 Hz note as 44 Hz).
+        self._pitch_short = aubio.pitch(s.pitch_method, self._win // 2, self._hop, int(self.track_rate))
+        self._pitch_short.set_unit("Hz")
+        self._pitch_short.set_tolerance(s.pitch_tolerance)
+        self._pitch_short.set_silence(s.gate_dbfs - 20.0)
         self._onset = aubio.onset(s.onset_method, s.onset_window, self._hop, int(self.track_rate))
         self._onset.set_threshold(s.onset_threshold)
         self._onset.set_minioi_s(s.min_ioi_s)
@@ -137,6 +144,10 @@ class NoteTracker:
         self._frames_done += 1
         hz = float(self._pitch(frame)[0])
         conf = float(self._pitch.get_confidence())
+        hz_short = float(self._pitch_short(frame)[0])
+        conf_short = float(self._pitch_short.get_confidence())
+        if hz_short >= s.min_hz and (hz < s.min_hz or conf_short > conf + 0.1):
+            hz, conf = hz_short, conf_short
         onset = bool(self._onset(frame)[0])
         # Pitch window ends at the end of this frame.
         t = self._time_of((i + 1) * self._hop - self._win / 2)
