@@ -146,7 +146,7 @@ class NoteTracker:
         conf = float(self._pitch.get_confidence())
         hz_short = float(self._pitch_short(frame)[0])
         conf_short = float(self._pitch_short.get_confidence())
-        if hz_short >= s.min_hz and (hz < s.min_hz or conf_short > conf + 0.1):
+        if hz < s.min_hz <= hz_short:
             hz, conf = hz_short, conf_short
         onset = bool(self._onset(frame)[0])
         # Pitch window ends at the end of this frame.
