@@ -28,6 +28,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from device.analysis import Note, parse_scale, score_notes, track_notes  # noqa: E402
+from device.analysis.notes import hz_to_midi_float  # noqa: E402
 from device.audio import read_audio  # noqa: E402
 
 DEFAULT_TAKES = Path(__file__).parent / ".cache" / "takes"
@@ -68,7 +69,7 @@ def librosa_peer(samples: np.ndarray, rate: int, truth: dict[str, Any]) -> list[
         sel = (times >= start) & (times < end) & voiced & np.isfinite(f0)
         if not sel.any():
             continue
-        m = 69 + 12 * np.log2(float(np.median(f0[sel])) / 440.0)
+        m = hz_to_midi_float(float(np.median(f0[sel])))
         midi = round(m)
         cents = (m - midi) * 100
         notes.append(Note(float(start), midi, cents, float(end - start), scale.contains(midi), 1.0, 0.0, 0.0))

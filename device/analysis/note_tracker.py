@@ -14,10 +14,10 @@ import aubio
 import numpy as np
 
 from device.analysis.decimator import Decimator, decimation_factor
-from device.analysis.notes import Note, hz_to_midi_float
+from device.analysis.notes import Note, hz_to_midi_float, midi_to_hz
 from device.analysis.octave import settle_octave
 from device.analysis.scales import Scale
-from device.analysis.settings import TrackerSettings
+from device.analysis.settings import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TrackerSettings
 from device.errors import AnalysisError
 
 __all__ = ["NoteTracker", "track_notes"]
@@ -56,8 +56,10 @@ class NoteTracker:
         settings: TrackerSettings | None = None,
         scale: Scale | None = None,
     ) -> None:
-        if not 8000 <= sample_rate <= 384_000:
-            raise AnalysisError(f"unsupported sample rate {sample_rate} Hz (8000–384000)")
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise AnalysisError(
+                f"unsupported sample rate {sample_rate} Hz ({MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE})"
+            )
         s = settings or TrackerSettings()
         self.settings = s
         self.scale = scale
@@ -67,18 +69,13 @@ class NoteTracker:
         self.track_rate = sample_rate / self._factor
         self._win = 512 if self.track_rate < 14000 else 1024
         self._hop = self._win // 4
-        self._pitch = aubio.pitch(s.pitch_method, self._win, self._hop, int(self.track_rate))
-        self._pitch.set_unit("Hz")
-        self._pitch.set_tolerance(s.pitch_tolerance)
-        self._pitch.set_silence(s.gate_dbfs - 20.0)
+        track_rate = int(self.track_rate)
+        self._pitch = self._yin(self._win, self._hop, track_rate, s.gate_dbfs - 20.0)
         # A second, shorter yin: its lag range stops near the guitar's low E, so beating
         # between strings cannot pull it to a period several octaves down (FluidR3's steel
         # strings do that to the long window, reading a 349 Hz note as 44 Hz).
-        self._pitch_short = aubio.pitch(s.pitch_method, self._win // 2, self._hop, int(self.track_rate))
-        self._pitch_short.set_unit("Hz")
-        self._pitch_short.set_tolerance(s.pitch_tolerance)
-        self._pitch_short.set_silence(s.gate_dbfs - 20.0)
-        self._onset = aubio.onset(s.onset_method, s.onset_window, self._hop, int(self.track_rate))
+        self._pitch_short = self._yin(self._win // 2, self._hop, track_rate, s.gate_dbfs - 20.0)
+        self._onset = aubio.onset(s.onset_method, s.onset_window, self._hop, track_rate)
         self._onset.set_threshold(s.onset_threshold)
         self._onset.set_minioi_s(s.min_ioi_s)
         self._onset.set_silence(s.gate_dbfs)
@@ -100,6 +97,15 @@ class NoteTracker:
         self._gap = 0
         self._released: float | None = None  # pitch of the note that last faded out
         self._flushed = False
+
+    def _yin(self, win: int, hop: int, rate: int, silence_db: float | None = None) -> aubio.pitch:
+        """An aubio pitch object with the settings' method and tolerance, reporting Hz."""
+        pitch = aubio.pitch(self.settings.pitch_method, win, hop, rate)
+        pitch.set_unit("Hz")
+        pitch.set_tolerance(self.settings.pitch_tolerance)
+        if silence_db is not None:
+            pitch.set_silence(silence_db)
+        return pitch
 
     # -- public ----------------------------------------------------------------------------
 
@@ -128,9 +134,7 @@ class NoteTracker:
         tail = np.zeros(len(self._decimator.taps) + self._hop * self._factor, dtype=np.float32)
         out = self.feed(tail)
         self._flushed = True
-        if self._note is not None:
-            self._close(self._note, self._note.last_voiced_t + self._hop_s, out)
-            self._note = None
+        self._end_current(out)
         return out
 
     # -- per frame -------------------------------------------------------------------------
@@ -175,11 +179,8 @@ class NoteTracker:
             ):
                 self._grow_candidate(_Frame(t, midi, conf))
                 if len(self._cand) >= self._legato_frames:
-                    run = self._cand
-                    self._cand = []
-                    self._note = _OpenNote(onset_s=max(0.0, run[0].t - self._win / 2 / self.track_rate))
-                    for f in run:
-                        self._add(self._note, f, level)
+                    start = max(0.0, self._cand[0].t - self._win / 2 / self.track_rate)
+                    self._note = self._note_from_candidate(start, level)
             else:
                 self._cand = []
             return
@@ -205,13 +206,16 @@ class NoteTracker:
             return  # a detector slip, not a legato octave leap (those come with an attack)
         self._grow_candidate(f)
         if len(self._cand) >= self._legato_frames:
-            run = self._cand
-            self._cand = []
-            self._close(note, run[0].t, out)
-            new = _OpenNote(onset_s=run[0].t)
-            for g in run:
-                self._add(new, g, level)
-            self._note = new
+            self._close(note, self._cand[0].t, out)
+            self._note = self._note_from_candidate(self._cand[0].t, level)
+
+    def _note_from_candidate(self, onset_s: float, level: float) -> _OpenNote:
+        """The held run of frames at a new pitch becomes a note of its own."""
+        note = _OpenNote(onset_s=onset_s)
+        for f in self._cand:
+            self._add(note, f, level)
+        self._cand = []
+        return note
 
     def _grow_candidate(self, f: _Frame) -> None:
         if self._cand and abs(f.midi - self._cand[0].midi) > 0.5:
@@ -274,7 +278,7 @@ class NoteTracker:
                 duration_s=round(max(end_s - note.onset_s, self._hop_s), 4),
                 in_scale=True if self.scale is None else self.scale.contains(midi),
                 confidence=round(conf, 3),
-                frequency_hz=round(s.a4_hz * 2 ** ((centre - 69.0) / 12.0), 3),
+                frequency_hz=round(midi_to_hz(centre, s.a4_hz), 3),
                 level_db=round(note.peak_db, 1),
             )
         )
@@ -309,7 +313,7 @@ class NoteTracker:
         win = self._native_window(round(start_s * self.sample_rate), round(span * self.sample_rate))
         if win is None:
             return 0
-        hz = s.a4_hz * 2 ** ((centre - 69.0) / 12.0)
+        hz = midi_to_hz(centre, s.a4_hz)
         shift = settle_octave(win, self.sample_rate, hz, s.min_hz)
         if shift > 0 and hz * 2 > s.max_hz:
             return 0
@@ -319,7 +323,7 @@ class NoteTracker:
         """The decimated track's pitch error (semitones), from up to two native-rate yin
         windows in the note's steady part; 0 when none fits."""
         s = self.settings
-        hz = s.a4_hz * 2 ** ((centre - 69.0) / 12.0)
+        hz = midi_to_hz(centre, s.a4_hz)
         # Yin needs the lag range to reach past one period: a window of ≥ 3 periods.
         size = 1 << max(8, math.ceil(math.log2(3.0 * self.sample_rate / hz)))
         half_s = size / 2 / self.sample_rate
@@ -330,10 +334,7 @@ class NoteTracker:
         picks = sorted({len(steady) // 3, (2 * len(steady)) // 3})
         pitch = self._native_pitch.get(size)
         if pitch is None:
-            pitch = aubio.pitch(s.pitch_method, size, size, self.sample_rate)
-            pitch.set_unit("Hz")
-            pitch.set_tolerance(s.pitch_tolerance)
-            self._native_pitch[size] = pitch
+            pitch = self._native_pitch[size] = self._yin(size, size, self.sample_rate)
         found: list[float] = []
         for k in picks:
             f = steady[k]

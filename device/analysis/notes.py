@@ -6,11 +6,17 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Note", "cents_off", "hz_to_midi_float"]
+from device.analysis.scales import pitch_class_name
+
+__all__ = ["Note", "cents_off", "hz_to_midi_float", "midi_to_hz"]
 
 
 def hz_to_midi_float(hz: float, a4_hz: float = 440.0) -> float:
     return 69.0 + 12.0 * math.log2(hz / a4_hz)
+
+
+def midi_to_hz(midi: float, a4_hz: float = 440.0) -> float:
+    return a4_hz * 2 ** ((midi - 69.0) / 12.0)
 
 
 def cents_off(hz: float, a4_hz: float = 440.0) -> tuple[int, float]:
@@ -40,8 +46,7 @@ class Note:
 
     @property
     def name(self) -> str:
-        names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-        return f"{names[self.midi % 12]}{self.midi // 12 - 1}"
+        return f"{pitch_class_name(self.midi)}{self.midi // 12 - 1}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

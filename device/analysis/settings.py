@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TrackerSettings", "gate_dbfs"]
+__all__ = ["MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE", "TrackerSettings", "gate_dbfs"]
+
+# Rates the tracker accepts: telephone-band recorders up to high-rate interfaces.
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 384_000
 
 
 def gate_dbfs(sensitivity: float) -> float:

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from device.analysis.settings import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from device.errors import AudioError, AudioFileError, ConfigError, SilentAudioError
 
 __all__ = [
@@ -57,8 +58,6 @@ ChannelSpec: TypeAlias = int | Literal["auto", "mix"]
 
 Samples: TypeAlias = npt.NDArray[np.float32]
 
-MIN_SAMPLE_RATE: Final = 8_000
-MAX_SAMPLE_RATE: Final = 384_000
 
 # A channel at least this far below the loudest is taken as unused (the empty mic input of a
 # Scarlett Solo whose guitar is on channel 2); mixing it in would only add its noise.
