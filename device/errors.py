@@ -14,9 +14,14 @@ __all__ = [
     "AudioFileError",
     "CoachError",
     "ConfigError",
+    "DiskFullError",
     "FretCoachError",
+    "SessionError",
+    "SessionStateError",
     "SilentAudioError",
+    "StoreCorruptError",
     "SyncError",
+    "SyncUnavailableError",
     "UnknownScaleError",
 ]
 
@@ -49,8 +54,28 @@ class UnknownScaleError(AnalysisError, ValueError):
     """A scale name did not parse; the message lists what is accepted."""
 
 
+class SessionError(FretCoachError):
+    """The pedal's session store could not record or read."""
+
+
+class StoreCorruptError(SessionError, OSError):
+    """The SQLite file is not a readable FretCoach database (it is moved aside, not used)."""
+
+
+class DiskFullError(SessionError, OSError):
+    """No room left to record; what was already committed is intact."""
+
+
+class SessionStateError(SessionError, RuntimeError):
+    """A session operation came at the wrong time (e.g. a checkpoint with no running session)."""
+
+
 class SyncError(FretCoachError):
     """The cloud sync failed."""
+
+
+class SyncUnavailableError(SyncError, ConnectionError):
+    """The cloud database cannot be reached (no network, down, or refused); try again later."""
 
 
 class CoachError(FretCoachError):
