@@ -5,6 +5,7 @@ from cloud_sync.connection import Deadline, Timeouts, connect, describe_url
 from cloud_sync.devices import DeviceCredentials, create_device, device_role_name, drop_device
 from cloud_sync.pull import PullResult, pull_plans
 from cloud_sync.push import PushResult, push_batch
+from cloud_sync.scheduler import SyncScheduler, SyncStatus
 from cloud_sync.schema import MIGRATIONS, migrate, schema_version
 from cloud_sync.syncer import Syncer, SyncReport
 
@@ -16,6 +17,8 @@ __all__ = [
     "PullResult",
     "PushResult",
     "SyncReport",
+    "SyncScheduler",
+    "SyncStatus",
     "Syncer",
     "Timeouts",
     "connect",

@@ -55,6 +55,22 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--sensitivity", type=_unit_interval, help="0 only firm notes … 1 every quiet note (default 0.5)")
     a.add_argument("--channel", type=_channel, default=None, help="auto (default), mix, or a channel number")
     a.add_argument("--json", action="store_true", help="one JSON object per file per line")
+
+    s = sub.add_parser("sync", help="send queued sessions to the cloud and fetch practice plans (one pass)")
+    s.add_argument("--status", action="store_true", help="only show what is queued; do not connect")
+    s.add_argument("--retry-rejected", action="store_true", help="queue rows the server rejected again first")
+
+    d = sub.add_parser("db", help="manage the cloud PostgreSQL database (admin)")
+    d.add_argument("--url", help="admin database URL (default: FRETCOACH_DATABASE_URL)")
+    dsub = d.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dsub.add_parser("migrate", help="create or upgrade the fretcoach schema")
+    dsub.add_parser("status", help="show the schema version")
+    cd = dsub.add_parser("create-device", help="create a device role bound to a user; prints its URL")
+    cd.add_argument("--device-id", required=True)
+    cd.add_argument("--user-id", required=True)
+    cd.add_argument("--password", help="default: a random one")
+    dd = dsub.add_parser("drop-device", help="remove a device role (its sessions stay)")
+    dd.add_argument("--device-id", required=True)
     return p
 
 
@@ -97,6 +113,83 @@ def _analyze(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from cloud_sync import Backoff, Syncer
+    from device.config import load_settings
+    from device.session import SessionStore
+
+    settings = load_settings(args.config)
+    store = SessionStore.open(settings.store_path)
+    try:
+        if store.moved_aside is not None:
+            _error(f"the session store was damaged; moved it to {store.moved_aside} and started a fresh one")
+        if args.retry_rejected:
+            print(f"queued again: {store.requeue_quarantined()} rejected rows", flush=True)
+        status = store.status()
+        if args.status or settings.database_url is None:
+            last = status.last_sync_ok_at.isoformat(timespec="seconds") if status.last_sync_ok_at else "never"
+            print(
+                f"{status.queued} queued, {status.quarantined} rejected by the server, "
+                f"{status.sessions} sessions recorded; last sync: {last}",
+                flush=True,
+            )
+            if status.last_sync_error:
+                print(f"last error: {status.last_sync_error}", flush=True)
+            if settings.database_url is None and not args.status:
+                _error("no cloud database configured (set FRETCOACH_DATABASE_URL); everything stays queued")
+                return 1
+            return 0
+        syncer = Syncer(store, settings.database_url, settings.user_id, attempts=3, backoff=Backoff(1.0, 8.0))
+        report = syncer.run_once()
+        print(report.summary(), flush=True)
+        for note in report.notes:
+            print(note, flush=True)
+        return 0
+    finally:
+        store.close()
+
+
+def _db(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from device.config import load_settings
+    from device.errors import ConfigError, SyncError
+
+    url = args.url or load_settings(args.config).database_url
+    if not url:
+        raise ConfigError("no database URL: pass --url or set FRETCOACH_DATABASE_URL")
+    try:
+        return _db_action(args, url)
+    except psycopg.Error as exc:
+        raise SyncError(f"the database refused: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _db_action(args: argparse.Namespace, url: str) -> int:
+    from cloud_sync import MIGRATIONS, connect, create_device, drop_device, migrate, schema_version
+
+    with connect(url, application_name="fretcoach-admin") as conn:
+        if args.db_command == "migrate":
+            applied = migrate(conn)
+            names = ", ".join(f"{m.version} {m.name}" for m in applied) or "none (already up to date)"
+            print(f"applied: {names}; schema version {schema_version(conn)}", flush=True)
+        elif args.db_command == "status":
+            version = schema_version(conn)
+            latest = MIGRATIONS[-1].version
+            state = "up to date" if version == latest else f"behind (latest {latest}): run `fretcoach db migrate`"
+            print(f"schema version {version}, {state}", flush=True)
+            return 0 if version == latest else 1
+        elif args.db_command == "create-device":
+            creds = create_device(conn, args.device_id, args.user_id, args.password)
+            print(f"device {creds.device_id} (role {creds.role}) bound to user {creds.user_id}", flush=True)
+            print(f"FRETCOACH_DATABASE_URL={creds.url(url)}", flush=True)
+        elif args.db_command == "drop-device":
+            if not drop_device(conn, args.device_id):
+                _error(f"no device {args.device_id}")
+                return 1
+            print(f"dropped device {args.device_id}", flush=True)
+    return 0
+
+
 def _fmt(score: float | None) -> str:
     return "  –" if score is None else f"{score:5.1f}"
 
@@ -133,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "analyze":
             return _analyze(args)
+        if args.command == "sync":
+            return _sync(args)
+        if args.command == "db":
+            return _db(args)
     except FretCoachError as exc:
         _error(str(exc))
         return 1

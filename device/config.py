@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     user_id: str = "local-player"
     device_id: str = "pedal-1"
     database_url: str | None = None
+    # How often the pedal syncs when nothing else prompts it (a session's end syncs at once).
+    sync_interval_s: float = Field(300.0, ge=10.0, le=86_400.0)
 
     # Analysis defaults; the command line and AI Mode's plan override them per session.
     a4_hz: float = Field(440.0, ge=400.0, le=480.0)
@@ -56,6 +58,11 @@ class Settings(BaseSettings):
     display: DisplayKind = "terminal"
     # "17" or "17,27": one or two switches, BCM numbering.
     footswitch_pins: Annotated[tuple[int, ...], NoDecode] = (17,)
+
+    @property
+    def store_path(self) -> Path:
+        """The pedal's SQLite session store."""
+        return self.data_dir / "fretcoach.db"
 
     @field_validator("footswitch_pins", mode="before")
     @classmethod
