@@ -15,7 +15,9 @@ __all__ = [
     "CoachError",
     "ConfigError",
     "DiskFullError",
+    "DisplayError",
     "FretCoachError",
+    "HardwareError",
     "SessionError",
     "SessionStateError",
     "SilentAudioError",
@@ -52,6 +54,14 @@ class AnalysisError(FretCoachError):
 
 class UnknownScaleError(AnalysisError, ValueError):
     """A scale name did not parse; the message lists what is accepted."""
+
+
+class HardwareError(FretCoachError):
+    """A pedal part (display, footswitch, LED) could not be opened or driven."""
+
+
+class DisplayError(HardwareError, OSError):
+    """The OLED (or its stand-in) cannot be opened or written."""
 
 
 class SessionError(FretCoachError):
