@@ -334,7 +334,7 @@ class NoteTracker:
         picks = sorted({len(steady) // 3, (2 * len(steady)) // 3})
         pitch = self._native_pitch.get(size)
         if pitch is None:
-            pitch = self._native_pitch[size] = self._yin(size, size, self.sample_rate)
+            pitch = self._native_pitch[size] = self._yin(size, size, self.sample_rate, s.gate_dbfs - 20.0)
         found: list[float] = []
         for k in picks:
             f = steady[k]

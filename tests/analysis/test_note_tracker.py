@@ -132,3 +132,13 @@ def test_feeding_after_flush_and_odd_rates_are_clear_errors() -> None:
         tracker.feed(np.zeros(10, np.float32))
     with pytest.raises(AnalysisError, match="sample rate"):
         NoteTracker(4000)
+
+
+def test_quiet_high_notes_keep_their_intonation_correction() -> None:
+    """At full sensitivity a note far below aubio's default −50 dB silence still reads in tune."""
+    rate = 44100
+    midis = [81, 84, 86]  # up to the 22nd fret of the high E, where the decimated track reads sharp
+    x = phrase(midis, 0.4, rate) * 10 ** (-52 / 20)  # peaks near −60 dBFS: below aubio's default silence
+    notes = track_notes(x, rate, TrackerSettings(sensitivity=1.0))
+    assert [n.midi for n in notes] == midis
+    assert max(abs(n.cents) for n in notes) < 2.0
