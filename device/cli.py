@@ -114,7 +114,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from cloud_sync import Backoff, Syncer
+    from cloud_sync.service import make_syncer
     from device.config import load_settings
     from device.session import SessionStore
 
@@ -139,7 +139,8 @@ def _sync(args: argparse.Namespace) -> int:
                 _error("no cloud database configured (set FRETCOACH_DATABASE_URL); everything stays queued")
                 return 1
             return 0
-        syncer = Syncer(store, settings.database_url, settings.user_id, attempts=3, backoff=Backoff(1.0, 8.0))
+        syncer = make_syncer(settings, store, attempts=3)
+        assert syncer is not None
         report = syncer.run_once()
         print(report.summary(), flush=True)
         for note in report.notes:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from cloud_sync import Backoff, SyncReport
 from cloud_sync.scheduler import SyncScheduler
+from cloud_sync.service import make_sync_scheduler
+from device.config import Settings
 from device.errors import SyncUnavailableError
+from device.session import SessionStore
 
 
 class Job:
@@ -112,3 +116,13 @@ def test_a_wall_clock_stepped_back_reschedules_the_job(make: Callable[..., SyncS
     mono[0] += 5
     assert s.check_clock()
     assert _wait(lambda: job.calls == 1)
+
+
+def test_the_pedal_syncs_only_when_a_database_is_configured(tmp_path: Path) -> None:
+    store = SessionStore.open(tmp_path / "f.db")
+    assert make_sync_scheduler(Settings(data_dir=tmp_path), store) is None
+    sched = make_sync_scheduler(
+        Settings(data_dir=tmp_path, database_url="postgresql://pedal@127.0.0.1:1/x", sync_interval_s=120), store
+    )
+    assert sched is not None and sched.interval_s == 120
+    store.close()
