@@ -16,8 +16,10 @@ __all__ = [
     "ConfigError",
     "DiskFullError",
     "DisplayError",
+    "FootswitchError",
     "FretCoachError",
     "HardwareError",
+    "LedError",
     "SessionError",
     "SessionStateError",
     "SilentAudioError",
@@ -62,6 +64,14 @@ class HardwareError(FretCoachError):
 
 class DisplayError(HardwareError, OSError):
     """The OLED (or its stand-in) cannot be opened or written."""
+
+
+class FootswitchError(HardwareError, OSError):
+    """A footswitch's GPIO pins cannot be claimed or read."""
+
+
+class LedError(HardwareError, OSError):
+    """The status LED's GPIO pin cannot be claimed or driven."""
 
 
 class SessionError(FretCoachError):
