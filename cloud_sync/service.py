@@ -21,7 +21,9 @@ def make_syncer(settings: Settings, store: SessionStore, *, attempts: int = 1) -
 
 def make_sync_scheduler(settings: Settings, store: SessionStore) -> SyncScheduler | None:
     """The pedal's background sync (not started), or None when sync is off."""
-    syncer = make_syncer(settings, store)
+    # Three quick attempts inside a pass: a server that is full for a moment ("too many
+    # clients") is retried in seconds instead of waiting out the scheduler's backoff.
+    syncer = make_syncer(settings, store, attempts=3)
     if syncer is None:
         return None
     return SyncScheduler(syncer.run_once, interval_s=settings.sync_interval_s)
