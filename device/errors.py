@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "AudioDeviceError",
     "AudioError",
     "AudioFileError",
     "CoachError",
@@ -40,6 +41,10 @@ class ConfigError(FretCoachError, ValueError):
 
 class AudioError(FretCoachError):
     """Audio could not be captured or read."""
+
+
+class AudioDeviceError(AudioError, OSError):
+    """The audio interface is missing, unplugged or cannot capture as asked."""
 
 
 class AudioFileError(AudioError, OSError):
