@@ -9,7 +9,7 @@ from device.analysis.metrics import (
     timing_tolerance_ms,
 )
 from device.analysis.note_tracker import NoteTracker, track_notes
-from device.analysis.notes import Note
+from device.analysis.notes import Note, Sounding
 from device.analysis.scales import SCALE_KINDS, Scale, ScaleKind, parse_scale
 from device.analysis.settings import TrackerSettings, gate_dbfs
 
@@ -22,6 +22,7 @@ __all__ = [
     "Scale",
     "ScaleKind",
     "Scorer",
+    "Sounding",
     "TrackerSettings",
     "gate_dbfs",
     "parse_scale",

@@ -14,7 +14,7 @@ import aubio
 import numpy as np
 
 from device.analysis.decimator import Decimator, decimation_factor
-from device.analysis.notes import Note, hz_to_midi_float, midi_to_hz
+from device.analysis.notes import Note, Sounding, hz_to_midi_float, midi_to_hz
 from device.analysis.octave import settle_octave
 from device.analysis.scales import Scale
 from device.analysis.settings import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TrackerSettings
@@ -128,6 +128,17 @@ class NoteTracker:
                 self._frame(framed[k], float(levels[k]), out)
         self._pending = dec[n_frames * hop :].copy()
         return out
+
+    @property
+    def sounding(self) -> Sounding | None:
+        """The note being played, once its pitch has settled (a few frames after the onset)."""
+        note = self._note
+        if note is None or note.ref is None or not note.frames:
+            return None
+        recent = np.median([f.midi for f in note.frames[-4:]])
+        midi = round(float(recent))
+        in_scale = None if self.scale is None else self.scale.contains(midi)
+        return Sounding(note.onset_s, midi, round(float(recent - midi) * 100.0, 1), in_scale)
 
     def flush(self) -> list[Note]:
         """End of stream: push the filter's tail through and close the last note."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from device.analysis.scales import pitch_class_name
 
-__all__ = ["Note", "cents_off", "hz_to_midi_float", "midi_to_hz"]
+__all__ = ["Note", "Sounding", "cents_off", "hz_to_midi_float", "midi_to_hz"]
 
 
 def hz_to_midi_float(hz: float, a4_hz: float = 440.0) -> float:
@@ -52,3 +52,21 @@ class Note:
         d = asdict(self)
         d["name"] = self.name
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class Sounding:
+    """The note being played right now (before it has ended): for the live screen and tuner.
+
+    Its cents come from the decimated track without the per-note corrections a finished
+    :class:`Note` gets, so they can read a few cents sharp above ~800 Hz.
+    """
+
+    onset_s: float
+    midi: int
+    cents: float
+    in_scale: bool | None
+
+    @property
+    def name(self) -> str:
+        return f"{pitch_class_name(self.midi)}{self.midi // 12 - 1}"

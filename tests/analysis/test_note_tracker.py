@@ -142,3 +142,19 @@ def test_quiet_high_notes_keep_their_intonation_correction() -> None:
     notes = track_notes(x, rate, TrackerSettings(sensitivity=1.0))
     assert [n.midi for n in notes] == midis
     assert max(abs(n.cents) for n in notes) < 2.0
+
+
+def test_the_note_being_played_is_known_before_it_ends() -> None:
+    rate = 44100
+    x = phrase([57.2], 1.0, rate)  # A3, 20 cents sharp, from 0.3 s
+    tracker = NoteTracker(rate, scale=parse_scale("C major"))
+    assert tracker.sounding is None
+    seen = []
+    for i in range(0, int(0.8 * rate), 512):
+        tracker.feed(x[i : i + 512])
+        if tracker.sounding is not None:
+            seen.append(((i + 512) / rate, tracker.sounding))
+    first_t, first = seen[0]
+    assert first_t - 0.3 < 0.06  # on screen within ~60 ms of the pick
+    assert (first.midi, first.name, first.in_scale) == (57, "A3", True)
+    assert abs(seen[-1][1].cents - 20.0) < 3.0
