@@ -34,6 +34,26 @@ def _bpm(text: str) -> float:
     return value
 
 
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score from 0 to 100, got {text!r}") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a score from 0 to 100, got {text}")
+    return value
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a speed factor like 1 or 4, got {text!r}") from None
+    if not 0.25 <= value <= 50:
+        raise argparse.ArgumentTypeError(f"speed must be between 0.25 and 50, got {text}")
+    return value
+
+
 def _channel(text: str) -> int | str:
     if text in ("auto", "mix"):
         return text
@@ -55,6 +75,23 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--sensitivity", type=_unit_interval, help="0 only firm notes … 1 every quiet note (default 0.5)")
     a.add_argument("--channel", type=_channel, default=None, help="auto (default), mix, or a channel number")
     a.add_argument("--json", action="store_true", help="one JSON object per file per line")
+
+    dm = sub.add_parser("demo", help="a full AI-Mode session on the bundled take, the OLED shown in the terminal")
+    dm.add_argument("--gif", type=Path, metavar="PATH", help="record the OLED to an animated GIF instead")
+    dm.add_argument("--speed", type=_speed, default=1.0, help="play faster than real time (default 1)")
+    dm.add_argument("--no-display", action="store_true", help="do not draw the OLED (just print the summary)")
+
+    co = sub.add_parser("coach", help="one live-coach line for the given scores (LLM, or the rule line offline)")
+    co.add_argument("--pitch", type=_score, help="pitch accuracy 0–100")
+    co.add_argument("--scale-conformity", type=_score, help="scale conformity 0–100")
+    co.add_argument("--timing", type=_score, help="timing stability 0–100")
+    co.add_argument("--scale", required=True, help='e.g. "A minor pentatonic"')
+    co.add_argument("--elapsed", type=float, default=0.0, help="seconds into the session")
+    co.add_argument("--notes", type=int, help="notes played so far")
+    co.add_argument("--correct", type=int, help="notes inside the scale")
+    co.add_argument("--wrong", type=int, help="notes outside the scale")
+
+    sub.add_parser("run", help="the pedal service: USB audio, OLED, footswitch (config from env/--config)")
 
     s = sub.add_parser("sync", help="send queued sessions to the cloud and fetch practice plans (one pass)")
     s.add_argument("--status", action="store_true", help="only show what is queued; do not connect")
@@ -111,6 +148,80 @@ def _analyze(args: argparse.Namespace) -> int:
         else:
             print(_table(result), flush=True)
     return 1 if failed else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from device.config import load_settings
+    from device.runtime import build_demo
+
+    settings = load_settings(args.config)
+    display = "dummy" if args.no_display else "terminal"
+    demo = build_demo(settings, speed=args.speed, display=display, gif=args.gif)
+    clock = demo.parts.clock
+    end = clock() + demo.length_s
+    try:
+        demo.app.run(until=lambda: clock() >= end)
+    finally:
+        demo.parts.display.close()
+        demo.parts.store.close()
+    if not demo.app.s.sessions:
+        _error("the demo session was not recorded")
+        return 1
+    r = demo.app.s.sessions[-1]
+
+    def score(v: float | None) -> str:
+        return "--" if v is None else f"{v:.1f}"
+
+    where = "queued for the cloud" if settings.database_url else "sync off"
+    print(
+        f"session saved: {r.scale_chosen}, {r.duration_seconds:.0f} s, {r.total_notes} notes "
+        f"({r.correct_notes} in the scale, {r.bad_notes} outside)\n"
+        f"pitch accuracy {score(r.pitch_accuracy)}, scale conformity {score(r.scale_conformity)}, "
+        f"timing stability {score(r.timing_stability)}\n"
+        f"stored in {settings.store_path} ({where})"
+        + (f"\nOLED recording: {args.gif}" if args.gif else ""),
+        flush=True,
+    )
+    return 0
+
+
+def _coach(args: argparse.Namespace) -> int:
+    from device.analysis import parse_scale
+    from device.coach import Tracing, TracingConfig, coach_line
+    from device.config import load_settings
+
+    settings = load_settings(args.config)
+    scale = parse_scale(args.scale).name
+    tracing = Tracing.start(TracingConfig.from_settings(settings))
+    try:
+        line = coach_line(
+            settings,
+            scale=scale,
+            pitch=args.pitch,
+            scale_conformity=args.scale_conformity,
+            timing=args.timing,
+            elapsed_s=args.elapsed,
+            notes=args.notes,
+            correct=args.correct,
+            wrong=args.wrong,
+            tracing=tracing,
+        )
+    finally:
+        if tracing is not None:
+            tracing.close()
+    print(line.text, flush=True)
+    if line.source == "rule" and line.reason:
+        print(f"fretcoach: {line.reason} (rule-based line)", file=sys.stderr, flush=True)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from device.config import load_settings
+    from device.runtime import build_service
+
+    app = build_service(load_settings(args.config))
+    app.run()
+    return 0
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -229,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyze(args)
         if args.command == "sync":
             return _sync(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "coach":
+            return _coach(args)
+        if args.command == "run":
+            return _run(args)
         if args.command == "db":
             return _db(args)
     except FretCoachError as exc:

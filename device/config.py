@@ -50,8 +50,22 @@ class Settings(BaseSettings):
     google_api_key: str | None = Field(None, validation_alias=_env("GOOGLE_API_KEY"))
     deepseek_api_key: str | None = Field(None, validation_alias=_env("DEEPSEEK_API_KEY"))
     minimax_api_key: str | None = Field(None, validation_alias=_env("MINIMAX_API_KEY"))
+    llm_api_key: str | None = Field(None, validation_alias=_env("LLM_API_KEY"))  # openai-compatible only
     llm_base_url: str | None = None
     llm_model: str | None = None
+
+    # Opik tracing of every LLM call; off unless a URL or an API key is set.
+    opik_url: str | None = Field(None, validation_alias=AliasChoices("FRETCOACH_OPIK_URL", "OPIK_URL_OVERRIDE"))
+    opik_api_key: str | None = Field(None, validation_alias=_env("OPIK_API_KEY"))
+    opik_workspace: str | None = Field(None, validation_alias=_env("OPIK_WORKSPACE"))
+    opik_project_name: str = Field("fretcoach", validation_alias=_env("OPIK_PROJECT_NAME"))
+    opik_flush_timeout_s: float = Field(5.0, ge=0.5, le=60.0)
+    opik_telemetry: bool = False
+    live_coach_interval_s: float = Field(30.0, ge=5.0, le=600.0)
+
+    # Set by systemd for a Type=notify service (read here, at the edge, like every setting).
+    notify_socket: str | None = Field(None, validation_alias=AliasChoices("NOTIFY_SOCKET"))
+    watchdog_usec: int | None = Field(None, validation_alias=AliasChoices("WATCHDOG_USEC"))
 
     audio_device: str | None = None
     audio_channel: int | Literal["mix", "auto"] = "auto"
