@@ -64,6 +64,9 @@ MANUAL_SCALES = (
 )
 PLAN_REUSE = timedelta(hours=24)
 _FRAME_S = 0.05  # ≤ 20 fps while something moves
+# The main loop's wait for a gesture: short, so a new note reaches the screen within a few ms
+# of the analysis thread hearing it (a full render happens only when the view changed).
+LOOP_WAIT_S = 0.005
 
 
 class Mode(StrEnum):
@@ -210,7 +213,7 @@ class PedalApp:
         self.boot()
         try:
             while not until():
-                event = self.p.footswitch.get(timeout=_FRAME_S)
+                event = self.p.footswitch.get(timeout=LOOP_WAIT_S)
                 self.step(event)
         finally:
             self.close()

@@ -64,7 +64,7 @@ def build_demo(
 
     clock = scaled_clock(speed)
     store = SessionStore.open(settings.store_path)
-    source = open_source("demo", speed=speed, loop=True)
+    source = open_source("demo", speed=speed, loop=True, block_frames=256)
     shown = open_display("gif" if gif is not None else display, out_path=gif, stream=stream, clock=clock)
     listener = Listener(source, a4_hz=settings.a4_hz)
     parts = Parts(
@@ -92,7 +92,8 @@ def build_service(settings: Settings) -> PedalApp:
 
     store = SessionStore.open(settings.store_path)
     notifier = Notifier(settings.notify_socket, settings.watchdog_usec)
-    source = open_source("pyaudio", device=settings.audio_device, channel=settings.audio_channel)
+    # 256-frame periods: ~5 ms of audio per callback keeps note-to-screen latency low.
+    source = open_source("pyaudio", device=settings.audio_device, channel=settings.audio_channel, block_frames=256)
     shown = open_display(settings.display)
     # On a terminal (a desktop trying the pedal) the space bar is the footswitch.
     terminal = settings.display == "terminal"

@@ -131,9 +131,14 @@ class NoteTracker:
 
     @property
     def sounding(self) -> Sounding | None:
-        """The note being played, once its pitch has settled (a few frames after the onset)."""
+        """The note being played, from its first confident pitch frame after the onset.
+
+        The screen wants the note within a blink, before the three frames a note's reference
+        pitch waits for; the name may still change while the pitch settles, the finished
+        :class:`Note` is what counts.
+        """
         note = self._note
-        if note is None or note.ref is None or not note.frames:
+        if note is None or not note.frames:
             return None
         recent = np.median([f.midi for f in note.frames[-4:]])
         midi = round(float(recent))
