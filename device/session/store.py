@@ -140,18 +140,32 @@ class SessionStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             db = Database(conn, execute_plugins=False)
-            MIGRATIONS.apply(db)
+            # One migrator at a time: two processes opening a new store together (the service
+            # and a `fretcoach sync`) would otherwise both create the tables.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS.apply(db)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             return db
         except StoreCorruptError:
             conn.close()
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if _is_full(exc):
+            # A full disk shows up as SQLITE_FULL, or as an I/O error creating the -shm file.
+            if _is_full(exc) or _low_space(path):
                 raise DiskFullError(f"{path}: the disk is full; cannot open the session store") from exc
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise SessionError(f"{path}: the session store is locked by another process") from exc
-            raise StoreCorruptError(f"{path}: not a readable session store ({exc})") from exc
+            # Only damage is a reason to move the file aside; any other failure (I/O, no room
+            # for the WAL, permissions) must leave a healthy store where it is.
+            if _primary_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise StoreCorruptError(f"{path}: not a readable session store ({exc})") from exc
+            raise SessionError(f"{path}: cannot open the session store: {exc}") from exc
 
     @staticmethod
     def _move_aside(path: Path, now: datetime) -> Path:
@@ -452,6 +466,18 @@ class SessionStore:
             last_sync_ok_at=from_iso(ok_at) if ok_at else None,
             last_sync_error=self.get_state("last_sync_error"),
         )
+
+
+def _low_space(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < MIN_FREE_BYTES
+    except OSError:
+        return False
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def _is_full(exc: BaseException) -> bool:
