@@ -18,7 +18,7 @@ from device.errors import DiskFullError
 from device.listening import Listener
 from device.runtime import build_demo
 from device.session import Recorder, SessionStore
-from device.ui.views import ErrorKind, ErrorView
+from device.ui.views import ErrorKind, ErrorView, HomeView, SyncState
 from hardware.display import open_display
 from hardware.footswitch import FootswitchEvent, Gesture, ScriptedFootswitch
 
@@ -173,3 +173,35 @@ def test_fretcoach_demo_prints_the_summary_and_records_a_gif(tmp_path: Path) -> 
     assert "pitch accuracy" in proc.stdout and "OLED recording" in proc.stdout
     with Image.open(gif) as im:
         assert im.size == (128, 64) and getattr(im, "n_frames", 1) > 10
+
+
+class FakeSync:
+    def __init__(self) -> None:
+        self.pokes = 0
+        self.clock_checks = 0
+
+    def poke(self) -> None:
+        self.pokes += 1
+
+    def check_clock(self) -> bool:
+        self.clock_checks += 1
+        return False
+
+    def status(self) -> object:
+        from cloud_sync.scheduler import SyncStatus as SchedulerStatus
+
+        return SchedulerStatus("offline", None, None, "cannot reach the database", 2)
+
+
+def test_a_session_end_pokes_the_sync_and_home_shows_it_offline_with_the_queue(app: PedalApp) -> None:
+    sync = FakeSync()
+    app.p.sync = sync
+    _press(app, Gesture.DOUBLE)
+    _press(app, Gesture.HOLD)
+    _press(app, Gesture.HOLD, advance=20)
+    assert sync.pokes == 1 and sync.clock_checks >= 3
+    assert app.s.summary is not None and app.s.summary.save.value == "will sync"
+    _press(app, Gesture.PRESS)
+    view = app.view(app.p.clock())
+    assert isinstance(view, HomeView)
+    assert view.sync.state is SyncState.OFFLINE and view.sync.queued == 1
