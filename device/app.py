@@ -11,7 +11,6 @@ analysis runs on its own thread (device.listening).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,6 +66,7 @@ _FRAME_S = 0.05  # ≤ 20 fps while something moves
 # The main loop's wait for a gesture: short, so a new note reaches the screen within a few ms
 # of the analysis thread hearing it (a full render happens only when the view changed).
 LOOP_WAIT_S = 0.005
+_SYNC_STATUS_S = 1.0
 
 
 class Mode(StrEnum):
@@ -160,7 +160,6 @@ class _State:
     since: float = 0.0
     plan: Plan | None = None
     plan_job: Future[Plan] | None = None
-    plan_error: str | None = None
     scale: Scale | None = None
     bpm: float | None = None
     summary: SummaryView | None = None
@@ -181,7 +180,9 @@ class PedalApp:
         self._last_view: View | None = None
         self._last_frame_at = -1.0
         self._animated = False
-        self._wake = threading.Event()
+        self._shutdown_done = False
+        self._sync_cache: tuple[float, SyncStatus] | None = None
+        self._session_id = ""
         self.frames = 0
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -217,9 +218,6 @@ class PedalApp:
                 self.step(event)
         finally:
             self.close()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     # -- one turn of the main loop ------------------------------------------------------------
 
@@ -320,12 +318,11 @@ class PedalApp:
             self._shutdown_done = True
             self.p.power_off()
 
-    _shutdown_done = False
-
     # -- transitions --------------------------------------------------------------------------
 
     def _enter(self, mode: Mode, now: float) -> None:
         self.s.mode, self.s.since = mode, now
+        self._sync_cache = None
 
     def _request_plan(self, now: float, *, new: bool) -> None:
         self.s.plan = None
@@ -350,8 +347,6 @@ class PedalApp:
         self.s.coach_text, self.s.coach_since = "", now
         self._session_id = running.session_id
         self._enter(Mode.SESSION, now)
-
-    _session_id = ""
 
     def _coach_context(self) -> Any:
         scale = self.s.scale.name if self.s.scale is not None else ""
@@ -416,7 +411,7 @@ class PedalApp:
         if s.mode is Mode.HOME:
             if s.error is not None:
                 return ErrorView(s.error.kind, s.error.detail, t=t)
-            return HomeView(self.p.user_id, self._sync_status(), s.last_session, t=t)
+            return HomeView(self.p.user_id, self._sync_status(now), s.last_session, t=t)
         if s.mode is Mode.PLANNING:
             return PlanningView(t=t)
         if s.mode is Mode.PLAN and s.plan is not None:
@@ -451,9 +446,19 @@ class PedalApp:
             return TunerView(snd.name if snd else None, snd.cents if snd else None, heard.sounding_hz, t=t)
         if s.mode is Mode.PICKER:
             return ScalePickerView(MANUAL_SCALES, s.picker, t=t)
-        return HomeView(self.p.user_id, self._sync_status(), s.last_session, t=t)
+        return HomeView(self.p.user_id, self._sync_status(now), s.last_session, t=t)
 
-    def _sync_status(self) -> SyncStatus:
+    def _sync_status(self, now: float) -> SyncStatus:
+        # The view is built every turn of the loop (200 a second): read the store's counts at
+        # most once a second, and afresh after every change of screen.
+        cached = self._sync_cache
+        if cached is not None and now - cached[0] < _SYNC_STATUS_S:
+            return cached[1]
+        fresh = self._read_sync_status()
+        self._sync_cache = (now, fresh)
+        return fresh
+
+    def _read_sync_status(self) -> SyncStatus:
         status = self.p.store.status()
         if self.p.sync is None:
             return SyncStatus(SyncState.OFF, queued=status.queued)

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from device.analysis import Metrics, Note, NoteTracker, Scale, Scorer, Sounding, TrackerSettings
 from device.audio.source import AudioBlock, RingSource
@@ -32,14 +32,12 @@ class Heard:
     sounding_hz: float | None = None
     rolling: Metrics = _EMPTY
     session: Metrics = _EMPTY
-    notes: int = 0  # notes counted in this session so far
     #: Monotonic capture time of the sounding note's onset (for note-to-screen latency).
     onset_time: float | None = None
     source_state: str = "idle"
     source_message: str = ""
     overflows: int = 0
     version: int = 0  # bumps on every change the screen might show
-    last_notes: tuple[Note, ...] = field(default=())
 
 
 class Listener:
@@ -129,7 +127,7 @@ class Listener:
         except Exception:  # the thread must not die silently: the UI shows the state
             log.exception("analysis thread failed")
             with self._lock:
-                self._heard = _replace(self._heard, source_state="error", source_message="analysis failed")
+                self._heard = replace(self._heard, source_state="error", source_message="analysis failed")
 
     def process(self, block: AudioBlock) -> None:
         """Analyse one block (the thread calls this; tests may call it directly)."""
@@ -172,16 +170,14 @@ class Listener:
                 sounding_hz=hz,
                 rolling=rolling,
                 session=session,
-                notes=session.notes_played,
                 onset_time=onset_time,
                 source_state=self.source.state,
                 source_message=self.source.message or "",
                 overflows=self.source.overflows,
                 version=old.version,
-                last_notes=tuple(notes) if notes else old.last_notes,
             )
             changed = _visible(new) != _visible(old)
-            self._heard = _replace(new, version=old.version + 1) if changed else old
+            self._heard = replace(new, version=old.version + 1) if changed else old
         if changed and self._on_change is not None:
             self._on_change()
 
@@ -196,8 +192,3 @@ def _visible(h: Heard) -> tuple[object, ...]:
         h.source_message,
     )
 
-
-def _replace(h: Heard, **kw: object) -> Heard:
-    from dataclasses import replace
-
-    return replace(h, **kw)  # type: ignore[arg-type]
