@@ -61,6 +61,7 @@ from sqlite_utils import Database
 from bench._pg import BenchDatabase, server_url
 from cloud_sync import Backoff, Syncer, Timeouts, connect, create_device, device_role_name, migrate
 from cloud_sync.connection import DEFAULT_TIMEOUTS
+from cloud_sync.push import SESSION_COLUMN_TYPES
 from cloud_sync.schema import DEVICE_GROUP_ROLE
 from device.analysis import Metrics, parse_scale
 from device.errors import SyncError, SyncUnavailableError
@@ -77,29 +78,8 @@ SCALES = [
 # The naive peer's table: the sessions table's twin (same columns, checks, keys, policy).
 NAIVE_TABLE = "sessions_naive"
 # Column → PostgreSQL type, in the order the naive peer binds them (explicit casts: the
-# payload carries timestamps and UUIDs as strings).
-SESSION_COLUMNS: dict[str, str] = {
-    "session_id": "uuid",
-    "user_id": "text",
-    "device_id": "text",
-    "scale_chosen": "text",
-    "scale_type": "text",
-    "pitch_accuracy": "double precision",
-    "scale_conformity": "double precision",
-    "timing_stability": "double precision",
-    "total_notes": "integer",
-    "correct_notes": "integer",
-    "bad_notes": "integer",
-    "duration_seconds": "double precision",
-    "strictness": "double precision",
-    "sensitivity": "double precision",
-    "bpm": "double precision",
-    "start_timestamp": "timestamptz",
-    "end_timestamp": "timestamptz",
-    "utc_offset_minutes": "smallint",
-    "recovered": "boolean",
-    "practice_id": "uuid",
-}
+# payload carries timestamps and UUIDs as strings): the push's own map.
+SESSION_COLUMNS = SESSION_COLUMN_TYPES
 # The libpq messages of a server with no connection slot left for a non-superuser.
 _FULL_MARKERS = ("too many clients", "remaining connection slots are reserved")
 

@@ -20,9 +20,10 @@ from psycopg import errors as pg_errors
 
 from device.session.store import OutboxItem
 
-__all__ = ["PushResult", "push_batch"]
+__all__ = ["SESSION_COLUMN_TYPES", "PushResult", "push_batch"]
 
-_SESSION_TYPES = {
+# Column → PostgreSQL type of fretcoach.sessions, as the payload is cast on the server.
+SESSION_COLUMN_TYPES = {
     "session_id": "uuid",
     "user_id": "text",
     "device_id": "text",
@@ -62,8 +63,8 @@ def _recordset(types: dict[str, str]) -> str:
 
 
 _INSERT_SESSIONS = (
-    f"INSERT INTO fretcoach.sessions ({_cols(_SESSION_TYPES)}) "
-    f"SELECT {_cols(_SESSION_TYPES)} FROM jsonb_to_recordset(%s::jsonb) AS r({_recordset(_SESSION_TYPES)}) "
+    f"INSERT INTO fretcoach.sessions ({_cols(SESSION_COLUMN_TYPES)}) "
+    f"SELECT {_cols(SESSION_COLUMN_TYPES)} FROM jsonb_to_recordset(%s::jsonb) AS r({_recordset(SESSION_COLUMN_TYPES)}) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
 _UPSERT_PLANS = (
@@ -98,7 +99,7 @@ def _row(item: OutboxItem) -> dict[str, Any] | str:
     """The row to send, or why it cannot be sent at all."""
     if item.payload is None:
         return "unreadable payload in the local outbox"
-    types = _SESSION_TYPES if item.kind == "session" else _PLAN_TYPES
+    types = SESSION_COLUMN_TYPES if item.kind == "session" else _PLAN_TYPES
     missing = [k for k in types if k not in item.payload and k not in ("bpm", "practice_id", "recovered")]
     if missing:
         return f"payload lacks {', '.join(missing)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,44 +14,25 @@ from device.errors import FretCoachError
 __all__ = ["main"]
 
 
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
-    return value
+def _number(lo: float, hi: float, not_a_number: str, out_of_range: str) -> Callable[[str], float]:
+    """An argparse type: a number from ``lo`` to ``hi``; the messages get the text (``{}``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(not_a_number.format(repr(text))) from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(out_of_range.format(text))
+        return value
+
+    return parse
 
 
-def _bpm(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected beats per minute, got {text!r}") from None
-    if not 20.0 <= value <= 400.0:
-        raise argparse.ArgumentTypeError(f"BPM must be between 20 and 400, got {text}")
-    return value
-
-
-def _score(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a score from 0 to 100, got {text!r}") from None
-    if not 0.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"expected a score from 0 to 100, got {text}")
-    return value
-
-
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a speed factor like 1 or 4, got {text!r}") from None
-    if not 0.25 <= value <= 50:
-        raise argparse.ArgumentTypeError(f"speed must be between 0.25 and 50, got {text}")
-    return value
+_unit_interval = _number(0.0, 1.0, "expected a number from 0 to 1, got {}", "expected a number from 0 to 1, got {}")
+_bpm = _number(20.0, 400.0, "expected beats per minute, got {}", "BPM must be between 20 and 400, got {}")
+_score = _number(0.0, 100.0, "expected a score from 0 to 100, got {}", "expected a score from 0 to 100, got {}")
+_speed = _number(0.25, 50.0, "expected a speed factor like 1 or 4, got {}", "speed must be between 0.25 and 50, got {}")
 
 
 def _channel(text: str) -> int | str:

@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,28 +33,8 @@ log = logging.getLogger(__name__)
 # Below this much free space a new session is refused: a practice hour of checkpoints is
 # ~1 MB, and SQLite needs room for its WAL.
 MIN_FREE_BYTES = 8 * 1024 * 1024
-_SESSION_COLUMNS = (
-    "session_id",
-    "user_id",
-    "device_id",
-    "scale_chosen",
-    "scale_type",
-    "pitch_accuracy",
-    "scale_conformity",
-    "timing_stability",
-    "total_notes",
-    "correct_notes",
-    "bad_notes",
-    "duration_seconds",
-    "strictness",
-    "sensitivity",
-    "bpm",
-    "start_timestamp",
-    "end_timestamp",
-    "utc_offset_minutes",
-    "practice_id",
-    "recovered",
-)
+# The cloud row's columns, in the sessions table too.
+_SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
 
 
 def _utc_now() -> datetime:
