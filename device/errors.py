@@ -13,7 +13,12 @@ __all__ = [
     "AudioDeviceError",
     "AudioError",
     "AudioFileError",
+    "CoachAuthError",
     "CoachError",
+    "CoachRequestError",
+    "CoachResponseError",
+    "CoachTimeoutError",
+    "CoachUnavailableError",
     "ConfigError",
     "DiskFullError",
     "DisplayError",
@@ -105,3 +110,23 @@ class SyncUnavailableError(SyncError, ConnectionError):
 
 class CoachError(FretCoachError):
     """The coach (LLM or its fallback) failed."""
+
+
+class CoachUnavailableError(CoachError, ConnectionError):
+    """The LLM provider cannot be reached, is failing (5xx) or rate-limits past the deadline."""
+
+
+class CoachTimeoutError(CoachError, TimeoutError):
+    """The LLM did not answer within the feature's deadline."""
+
+
+class CoachAuthError(CoachError, PermissionError):
+    """The provider refused the API key (HTTP 401/403)."""
+
+
+class CoachRequestError(CoachError, ValueError):
+    """The provider rejected the request (HTTP 400/404/422): model name, base URL or parameters."""
+
+
+class CoachResponseError(CoachError, ValueError):
+    """The LLM answered, but not usably: malformed, empty, or failing validation."""

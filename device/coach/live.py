@@ -31,17 +31,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from device.analysis.metrics import Metrics
 from device.analysis.scales import parse_scale
 from device.coach.fallbacks import rule_line
-from device.coach.prompts import LiveFacts, clean_answer, fit_line, live_messages
+from device.coach.invoke import invoke_model
+from device.coach.prompts import LiveFacts, clean_answer, content_text, fit_line, live_messages
 from device.coach.providers import FEATURES, CoachModel, OfflineReason, build_chat_model, resolve_provider
-from device.coach.retry import RetryPolicy, call_with_retries
-from device.coach.tracing import Tracing, TracingConfig, callbacks_for
+from device.coach.retry import RetryPolicy
+from device.coach.tracing import Tracing, TracingConfig
 from device.config import Settings
-from device.errors import CoachError, ConfigError
+from device.errors import CoachError, CoachResponseError, ConfigError
 
 __all__ = [
     "DEFAULT_FALLBACK_AFTER_S",
@@ -83,16 +84,6 @@ class CoachContext:
     session_id: str | None = None
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content blocks
-        return " ".join(
-            b if isinstance(b, str) else str(b.get("text", "")) for b in content if isinstance(b, str | dict)
-        )
-    return ""
-
-
 def ask_live_line(
     model: CoachModel,
     facts: LiveFacts,
@@ -111,29 +102,22 @@ def ask_live_line(
     provider fails or the answer is unusable (empty, only praise, no words).
     """
     what = f"live coach ({model.provider} {model.model})"
-    messages = live_messages(facts)
-    callbacks = callbacks_for(
-        tracing,
-        feature=model.feature,
+    reply = invoke_model(
+        model,
+        live_messages(facts),
+        what=what,
+        deadline_s=deadline_s,
         user_id=user_id,
-        provider=model.provider,
-        model=model.model,
+        tracing=tracing,
         metadata={"session_id": session_id} if session_id else None,
         thread_id=session_id,
+        policy=policy,
+        clock=clock,
+        sleep=sleep,
     )
-
-    def attempt(remaining_s: float) -> Any:
-        return model.llm.invoke(
-            messages,
-            config={"callbacks": callbacks, "run_name": model.feature},
-            timeout=model.timeout(remaining_s),
-        )
-
-    reply = call_with_retries(attempt, deadline_s=deadline_s, what=what, policy=policy, clock=clock, sleep=sleep)
-    text = fit_line(clean_answer(_content_text(getattr(reply, "content", ""))))
+    text = fit_line(clean_answer(content_text(getattr(reply, "content", ""))))
     if len(_WORDS.findall(text)) < 2:
-        # -> CoachResponseError
-        raise CoachError(f"{what}: empty or unusable answer")
+        raise CoachResponseError(f"{what}: empty or unusable answer")
     return text
 
 

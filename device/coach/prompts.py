@@ -13,24 +13,32 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from device.analysis.metrics import METRIC_LABELS, Metrics
+from device.session.models import SessionRecord
 
 __all__ = [
     "ELLIPSIS",
     "LINE_LIMIT",
     "LIVE_SYSTEM_PROMPT",
+    "REASONING_LIMIT",
+    "RECOMMEND_SYSTEM_PROMPT",
     "LiveFacts",
+    "chat_system_prompt",
     "clean_answer",
+    "content_text",
     "fit_line",
     "format_elapsed",
     "live_messages",
+    "recommendation_messages",
 ]
 
 LINE_LIMIT: Final = 80
+# The plan screen scrolls the reasoning; more than this is a lecture, not a plan.
+REASONING_LIMIT: Final = 240
 ELLIPSIS: Final = "..."
 
 # What each score measures, in words a small model can act on.
@@ -137,6 +145,17 @@ _PRAISE = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?]['’])\s+")
 
 
+def content_text(content: Any) -> str:
+    """The text of a chat message's content (a string, or a list of content blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            b if isinstance(b, str) else str(b.get("text", "")) for b in content if isinstance(b, str | dict)
+        )
+    return ""
+
+
 def clean_answer(text: str) -> str:
     """The model's answer as one plain line: reasoning blocks, markdown, labels, quotes and
     praise-only sentences removed, whitespace collapsed. May return ``""``."""
@@ -175,3 +194,62 @@ def fit_line(text: str, limit: int = LINE_LIMIT) -> str:
         return text[:room] + ELLIPSIS
     head = cut[:space].rstrip(" ,;:-–—")
     return head + ELLIPSIS
+
+
+# The seed's coaching rules, the same ones the rule-based plan follows
+# (device.coach.recommendation.rule_based_plan).
+COACHING_RULES: Final = (
+    "- timing weakest -> a natural (7-note) scale: more notes to place on the beat.\n"
+    "- pitch weakest -> a pentatonic scale: fewer notes, more care for each one's intonation.\n"
+    "- scale conformity weakest -> the same scale again until it sits under the fingers.\n"
+    "- strictness 0-1 is how tightly pitch and timing are judged: raise it by about 0.1 when the "
+    "focus area is already above 80, lower it by about 0.1 below 50. Sensitivity 0-1 is how quiet "
+    "a note may be and still count: keep the player's usual value unless notes go missing."
+)
+
+RECOMMEND_SYSTEM_PROMPT: Final = (
+    "You are FretCoach, a guitar teacher choosing what a student practises next on a pedal that "
+    "scores pitch accuracy, scale conformity and timing stability (0-100 each). Pick the focus area "
+    "from the student's weakest average and follow these rules:\n"
+    + COACHING_RULES
+    + "\nscale_name must be a tonic A-G (optionally # or b) followed by one of: major, minor, "
+    "major pentatonic, minor pentatonic (e.g. \"A minor pentatonic\", \"G major\"). scale_type is "
+    "\"pentatonic\" for a pentatonic scale, else \"natural\". Keep the student's key unless there is a "
+    "reason to change it. reasoning: one or two sentences to the student, citing their numbers. "
+    "Answer only by calling the PracticeRecommendation function."
+)
+
+
+def _session_line(s: SessionRecord) -> str:
+    scores = ", ".join(
+        f"{METRIC_LABELS[k]} {_score(getattr(s, k))}" for k in METRIC_LABELS if getattr(s, k) is not None
+    )
+    return (
+        f"{s.start_timestamp:%Y-%m-%d}: {s.scale_chosen}, {round(s.duration_seconds / 60)} min, "
+        f"{s.total_notes} notes ({s.bad_notes} outside), {scores or 'no scores'}; "
+        f"strictness {s.strictness:.2f}, sensitivity {s.sensitivity:.2f}"
+    )
+
+
+def recommendation_messages(recent: Sequence[SessionRecord]) -> list[dict[str, str]]:
+    """System + user messages asking for a structured practice recommendation."""
+    if recent:
+        body = "The student's last sessions, newest first:\n" + "\n".join(_session_line(s) for s in recent)
+    else:
+        body = "The student has no sessions yet: recommend a first session for a beginner."
+    return [
+        {"role": "system", "content": RECOMMEND_SYSTEM_PROMPT},
+        {"role": "user", "content": body + "\nWhat should they practise next?"},
+    ]
+
+
+def chat_system_prompt(today: str) -> str:
+    """The chat agent's instructions (``today`` as YYYY-MM-DD, so 'this week' means something)."""
+    return (
+        "You are FretCoach, a friendly, precise guitar practice coach. You answer questions about the "
+        "player's own practice history. Use the tools to look up facts before stating them; never "
+        "invent numbers. Scores are 0-100: pitch accuracy (intonation), scale conformity (notes inside "
+        "the chosen scale) and timing stability (steadiness against the beat). When asked what to "
+        "practise, call generate_practice_plan. Answer in at most 5 short sentences, plain text. "
+        f"Today is {today}. Coaching rules you follow:\n" + COACHING_RULES
+    )

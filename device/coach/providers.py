@@ -17,7 +17,7 @@ Feature budgets (:data:`FEATURES`), all wall-clock including retries and their w
   rule-based line after 1 s (:mod:`device.coach.live`) and the LLM may keep going until just
   before the next tick, so at most one call is ever in flight. 150 tokens.
 * ``ai-mode`` (recommendation) — 20 s: the player waits on the pedal for a plan. 800 tokens.
-* ``chat`` — 30 s: a human reading a phone waits longer for a considered answer. 600 tokens.
+* ``web-chat`` — 30 s: a human reading a phone waits longer for a considered answer. 600 tokens.
 
 No key (or ``openai-compatible`` without a base URL) puts the coach in offline mode: the
 factory returns an :class:`OfflineReason` (never raises) and callers use the rule-based
@@ -54,7 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Feature = Literal["ai-mode", "live-coach", "chat"]
+Feature = Literal["ai-mode", "live-coach", "web-chat"]
 ProviderName = Literal["openai", "gemini", "deepseek", "minimax", "openai-compatible"]
 TokenParam = Literal["max_tokens", "max_completion_tokens"]
 
@@ -77,7 +77,7 @@ class FeatureProfile:
 FEATURES: Final[dict[Feature, FeatureProfile]] = {
     "live-coach": FeatureProfile("live-coach", deadline_s=29.0, max_tokens=150),
     "ai-mode": FeatureProfile("ai-mode", deadline_s=20.0, max_tokens=800),
-    "chat": FeatureProfile("chat", deadline_s=30.0, max_tokens=600),
+    "web-chat": FeatureProfile("web-chat", deadline_s=30.0, max_tokens=600),
 }
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 from device.analysis.scales import ScaleKind, parse_scale
 from device.session.models import PlanRecord, SessionRecord
 
-__all__ = ["PracticeRecommendation", "rule_based_plan", "to_plan_record"]
+__all__ = ["PracticeRecommendation", "recommendation_of", "rule_based_plan", "to_plan_record"]
 
 FocusArea = Literal["pitch", "scale", "timing"]
 _METRIC_OF_FOCUS = {"pitch": "pitch_accuracy", "scale": "scale_conformity", "timing": "timing_stability"}
@@ -46,6 +46,15 @@ class PracticeRecommendation(BaseModel):
         if parse_scale(self.scale_name).scale_type != self.scale_type:
             raise ValueError(f"{self.scale_name} is not a {self.scale_type} scale")
         return self
+
+
+def recommendation_of(plan: PlanRecord) -> PracticeRecommendation | None:
+    """The recommendation a stored plan carries, or ``None`` if it is not a usable one."""
+    try:
+        body = {k: plan.practice_plan[k] for k in PracticeRecommendation.model_fields}
+        return PracticeRecommendation.model_validate(body).check_consistent()
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +129,18 @@ def rule_based_plan(recent: Sequence[SessionRecord]) -> PracticeRecommendation:
 
 
 def to_plan_record(
-    rec: PracticeRecommendation, user_id: str, source: str, now: datetime | None = None
+    rec: PracticeRecommendation,
+    user_id: str,
+    source: str,
+    now: datetime | None = None,
+    practice_id: str | None = None,
 ) -> PlanRecord:
-    """A new plan (fresh UUID) carrying the recommendation; ``source`` is "llm" or "rules"."""
+    """A new plan (a fresh UUID unless given) carrying the recommendation; ``source`` is "llm" or "rules"."""
     body = rec.model_dump()
     body["source"] = source
     body["metric"] = _METRIC_OF_FOCUS[rec.focus_area]
     return PlanRecord(
-        practice_id=str(uuid.uuid4()),
+        practice_id=practice_id or str(uuid.uuid4()),
         user_id=user_id,
         practice_plan=body,
         generated_at=now or datetime.now(UTC),

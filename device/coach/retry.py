@@ -11,14 +11,10 @@ Retried: HTTP 408, 409, 429, 5xx, timeouts, connection errors (what OpenAI's own
 retries). Not retried: 400, 401, 403, 404, 422, validation or parsing errors, malformed or
 empty answers — trying again would fail the same way and only burn the budget.
 
-Final failures become :class:`~device.errors.CoachError` with a one-line message. Proposed
-leaves (not yet in ``errors.py``; the comment at each ``raise`` names the one it would be):
-
-* ``CoachUnavailableError(CoachError, ConnectionError)`` — unreachable, 5xx, 429 out of time
-* ``CoachTimeoutError(CoachError, TimeoutError)`` — the deadline ran out
-* ``CoachAuthError(CoachError, PermissionError)`` — 401/403: the key is wrong
-* ``CoachRequestError(CoachError, ValueError)`` — 400/404/422: model name or request rejected
-* ``CoachResponseError(CoachError, ValueError)`` — malformed, empty or invalid answer
+Final failures become one-line :class:`~device.errors.CoachError` leaves:
+``CoachUnavailableError`` (unreachable, 5xx, 429 out of time), ``CoachTimeoutError`` (the
+deadline ran out), ``CoachAuthError`` (401/403), ``CoachRequestError`` (400/404/422: model
+name or request rejected) and ``CoachResponseError`` (malformed, empty or invalid answer).
 """
 
 from __future__ import annotations
@@ -35,7 +31,14 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from device.errors import CoachError
+from device.errors import (
+    CoachAuthError,
+    CoachError,
+    CoachRequestError,
+    CoachResponseError,
+    CoachTimeoutError,
+    CoachUnavailableError,
+)
 
 __all__ = [
     "Deadline",
@@ -157,28 +160,21 @@ def translate_error(exc: BaseException, what: str, *, gave_up: str = "") -> Coac
     status = status_of(exc)
     suffix = f"; {gave_up}" if gave_up else ""
     if status in (401, 403):
-        # -> CoachAuthError
-        return CoachError(f"{what}: the provider refused the API key (HTTP {status})")
+        return CoachAuthError(f"{what}: the provider refused the API key (HTTP {status})")
     if status == 404:
-        # -> CoachRequestError
-        return CoachError(f"{what}: model or endpoint not found (HTTP 404); check the model name and base URL")
+        return CoachRequestError(f"{what}: model or endpoint not found (HTTP 404); check the model name and base URL")
     if status == 429:
-        # -> CoachUnavailableError
-        return CoachError(f"{what}: rate-limited (HTTP 429){suffix}")
+        return CoachUnavailableError(f"{what}: rate-limited (HTTP 429){suffix}")
     if status is not None and status >= 500:
-        # -> CoachUnavailableError
-        return CoachError(f"{what}: provider error (HTTP {status}){suffix}")
+        return CoachUnavailableError(f"{what}: provider error (HTTP {status}){suffix}")
     if status is not None:
-        # -> CoachRequestError
-        return CoachError(f"{what}: request rejected (HTTP {status}): {_first_line(exc)}")
+        return CoachRequestError(f"{what}: request rejected (HTTP {status}): {_first_line(exc)}")
     if _is_timeout(exc):
-        # -> CoachTimeoutError
-        return CoachError(f"{what}: no answer in time{suffix}")
+        return CoachTimeoutError(f"{what}: no answer in time{suffix}")
     if _is_connection(exc):
-        # -> CoachUnavailableError
-        return CoachError(f"{what}: cannot reach the provider{suffix}")
-    # -> CoachResponseError (malformed JSON, schema validation, parser errors)
-    return CoachError(f"{what}: unusable answer ({type(exc).__name__}: {_first_line(exc)})")
+        return CoachUnavailableError(f"{what}: cannot reach the provider{suffix}")
+    # Malformed JSON, schema validation, parser errors.
+    return CoachResponseError(f"{what}: unusable answer ({type(exc).__name__}: {_first_line(exc)})")
 
 
 def _first_line(exc: BaseException) -> str:

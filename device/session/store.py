@@ -285,6 +285,15 @@ class SessionStore:
         )
         return [_record_from_row(r) for r in rows]
 
+    def sessions_since(self, user_id: str, since: datetime, limit: int = 1000) -> list[SessionRecord]:
+        """The user's ended sessions that started at or after ``since``, newest first."""
+        rows = self._read(
+            "SELECT * FROM sessions WHERE user_id = ? AND status = 'ended' AND start_timestamp >= ?"
+            " ORDER BY start_timestamp DESC LIMIT ?",
+            [user_id, to_iso(since), limit],
+        )
+        return [_record_from_row(r) for r in rows]
+
     def snapshots(self, session_id: str) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM snapshots WHERE session_id = ? ORDER BY id", [session_id])
 

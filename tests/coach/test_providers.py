@@ -113,7 +113,7 @@ def test_no_key_means_offline_coach_naming_the_missing_variable(provider: str) -
 
 
 def test_openai_compatible_needs_a_base_url_but_no_key(server: LLMServer, built: Callable[..., CoachModel]) -> None:
-    assert isinstance(build_chat_model(make_settings(llm_provider="openai-compatible"), "chat"), OfflineReason)
+    assert isinstance(build_chat_model(make_settings(llm_provider="openai-compatible"), "web-chat"), OfflineReason)
     coach_model = built(make_settings(llm_provider="openai-compatible", llm_base_url=server.url))
     # No model configured: the server's /models decides (Ollama needs a real name).
     assert coach_model.model == "qwen2.5-1.5b-instruct"
@@ -144,7 +144,7 @@ def test_environment_keys_and_base_urls_never_leak_into_a_provider(
     assert req.body["model"] == "deepseek-reasoner"
 
 
-@pytest.mark.parametrize(("feature", "tokens"), [("ai-mode", 800), ("chat", 600), ("live-coach", 150)])
+@pytest.mark.parametrize(("feature", "tokens"), [("ai-mode", 800), ("web-chat", 600), ("live-coach", 150)])
 def test_each_feature_has_its_own_budget(
     server: LLMServer, built: Callable[..., CoachModel], feature: str, tokens: int
 ) -> None:
@@ -177,7 +177,7 @@ def test_structured_output_works_through_the_factory(
 
 
 def test_tool_calls_reach_an_agent(server: LLMServer, built: Callable[..., CoachModel]) -> None:
-    coach_model = built(make_settings(openai_api_key="k", llm_base_url=server.url), "chat")
+    coach_model = built(make_settings(openai_api_key="k", llm_base_url=server.url), "web-chat")
 
     def recent_sessions(days: int) -> str:
         """Sessions of the last ``days`` days."""

@@ -93,7 +93,7 @@ def test_a_traced_call_reaches_opik_with_tags_and_metadata(model: CoachModel) ->
 def test_tracing_is_off_without_opik_config() -> None:
     assert TracingConfig().enabled is False
     assert Tracing.start(TracingConfig()) is None
-    assert callbacks_for(None, feature="chat", user_id="u", provider="openai", model="m") == []
+    assert callbacks_for(None, feature="web-chat", user_id="u", provider="openai", model="m") == []
     settings = Settings(openai_api_key=None)
     assert TracingConfig.from_settings(settings) == TracingConfig()
 
@@ -110,7 +110,7 @@ def test_the_tracer_uses_our_client_not_opiks_global_one(model: CoachModel) -> N
             tracing.close(timeout_s=2.0)
         # A global default client would point at Comet's cloud: nothing may create one.
         assert opik_client._global_singleton is None
-        assert tracing.callbacks(feature="chat", user_id="u", provider="p", model="m") == []  # closed
+        assert tracing.callbacks(feature="web-chat", user_id="u", provider="p", model="m") == []  # closed
 
 
 @pytest.mark.parametrize("mode", ["down", "error", "slow"])
