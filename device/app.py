@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from device.analysis import Metrics, Scale, parse_scale
-from device.coach.recommendation import PracticeRecommendation, rule_based_plan, to_plan_record
+from device.coach.recommend import Plan, Recommender
 from device.errors import DiskFullError, FretCoachError
 from device.listening import Listener
-from device.session import PlanRecord, Recorder, SessionRecord, SessionStore
+from device.session import Recorder, SessionRecord, SessionStore
 from device.ui import screens
 from device.ui.views import (
     BootView,
@@ -35,6 +35,7 @@ from device.ui.views import (
     PauseView,
     PlanningView,
     PlanView,
+    PowerWarning,
     SaveState,
     ScalePickerView,
     Scores,
@@ -61,12 +62,13 @@ MANUAL_SCALES = (
     "D major",
     "G major pentatonic",
 )
-PLAN_REUSE = timedelta(hours=24)
 _FRAME_S = 0.05  # ≤ 20 fps while something moves
 # The main loop's wait for a gesture: short, so a new note reaches the screen within a few ms
 # of the analysis thread hearing it (a full render happens only when the view changed).
 LOOP_WAIT_S = 0.005
 _SYNC_STATUS_S = 1.0
+# The firmware's power flags change slowly and reading them may run vcgencmd: every few seconds.
+_POWER_STATUS_S = 5.0
 
 
 class Mode(StrEnum):
@@ -82,37 +84,13 @@ class Mode(StrEnum):
     SHUTDOWN = "shutdown"
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    record: PlanRecord
-    recommendation: PracticeRecommendation
-    offline: bool
-
-
 class Planner(Protocol):
     def __call__(self, user_id: str, *, new: bool) -> Plan: ...
 
 
 def rule_planner(store: SessionStore, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Planner:
     """The offline AI Mode: reuse a fresh pending plan, else the rule-based plan (saved)."""
-
-    def plan(user_id: str, *, new: bool) -> Plan:
-        if not new:
-            pending = store.pending_plan(user_id, now() - PLAN_REUSE)
-            if pending is not None:
-                try:
-                    rec = PracticeRecommendation.model_validate(
-                        {k: pending.practice_plan[k] for k in PracticeRecommendation.model_fields}
-                    )
-                    return Plan(pending, rec, offline=pending.practice_plan.get("source") != "llm")
-                except (KeyError, ValueError):
-                    pass  # an unusable cached plan: make a new one
-        rec = rule_based_plan(store.recent_sessions(user_id, 5))
-        record = to_plan_record(rec, user_id, "rules", now())
-        store.save_plan(record)
-        return Plan(record, rec, offline=True)
-
-    return plan
+    return Recommender(store, now=now)
 
 
 class Coach(Protocol):
@@ -150,6 +128,8 @@ class Parts:
     on_ready: Callable[[], None] = lambda: None
     on_watchdog: Callable[[], None] = lambda: None
     power_off: Callable[[], None] = lambda: None
+    # Undervoltage/throttling for the home screen (hardware.power.PowerMonitor); None: not shown.
+    power_status: Callable[[], PowerWarning | None] | None = None
     on_frame: Callable[[View, float], None] | None = None
     version: str = "0.1.0"
 
@@ -182,6 +162,7 @@ class PedalApp:
         self._animated = False
         self._shutdown_done = False
         self._sync_cache: tuple[float, SyncStatus] | None = None
+        self._power_cache: tuple[float, PowerWarning | None] | None = None
         self._session_id = ""
         self.frames = 0
 
@@ -208,6 +189,9 @@ class PedalApp:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self.p.coach is not None:
             self.p.coach.close()
+        close_planner = getattr(self.p.planner, "close", None)
+        if callable(close_planner):
+            close_planner()  # flushes its tracer (bounded)
         self.p.listener.stop()
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
@@ -411,7 +395,7 @@ class PedalApp:
         if s.mode is Mode.HOME:
             if s.error is not None:
                 return ErrorView(s.error.kind, s.error.detail, t=t)
-            return HomeView(self.p.user_id, self._sync_status(now), s.last_session, t=t)
+            return HomeView(self.p.user_id, self._sync_status(now), s.last_session, self._power_warning(now), t=t)
         if s.mode is Mode.PLANNING:
             return PlanningView(t=t)
         if s.mode is Mode.PLAN and s.plan is not None:
@@ -446,7 +430,7 @@ class PedalApp:
             return TunerView(snd.name if snd else None, snd.cents if snd else None, heard.sounding_hz, t=t)
         if s.mode is Mode.PICKER:
             return ScalePickerView(MANUAL_SCALES, s.picker, t=t)
-        return HomeView(self.p.user_id, self._sync_status(now), s.last_session, t=t)
+        return HomeView(self.p.user_id, self._sync_status(now), s.last_session, self._power_warning(now), t=t)
 
     def _sync_status(self, now: float) -> SyncStatus:
         # The view is built every turn of the loop (200 a second): read the store's counts at
@@ -457,6 +441,22 @@ class PedalApp:
         fresh = self._read_sync_status()
         self._sync_cache = (now, fresh)
         return fresh
+
+    def _power_warning(self, now: float) -> PowerWarning | None:
+        # Asked only while home is shown (the one screen with the icon), at most every few
+        # seconds: the view is built 200 times a second.
+        if self.p.power_status is None:
+            return None
+        cached = self._power_cache
+        if cached is not None and now - cached[0] < _POWER_STATUS_S:
+            return cached[1]
+        try:
+            warning = self.p.power_status()
+        except Exception:  # a status icon must never take the pedal down
+            log.exception("reading the power status failed")
+            warning = None
+        self._power_cache = (now, warning)
+        return warning
 
     def _read_sync_status(self) -> SyncStatus:
         status = self.p.store.status()
@@ -480,7 +480,9 @@ class PedalApp:
         if last is not None:
             # A still frame does not depend on t: only its content decides a redraw.
             same = view == last if self._animated else _still(view) == _still(last)
-            if same or (self._animated and now - self._last_frame_at < _FRAME_S):
+            # A new screen or a new note is drawn at once (note-to-screen latency); anything
+            # else that moves (a needle, a score, scrolling text) at most 20 times a second.
+            if same or (not _urgent(view, last) and now - self._last_frame_at < _FRAME_S):
                 return
         self._show(view, now)
 
@@ -497,6 +499,18 @@ class PedalApp:
 
 def _still(view: View) -> View:
     return replace(view, t=0.0)
+
+
+def _urgent(view: View, last: View) -> bool:
+    """Whether ``view`` differs from ``last`` in what the player waits for: the screen itself,
+    or the note being played (the live screen's name and in-scale mark, the tuner's name)."""
+    if type(view) is not type(last):
+        return True
+    if isinstance(view, LiveView) and isinstance(last, LiveView):
+        return (view.note, view.in_scale) != (last.note, last.in_scale)
+    if isinstance(view, TunerView) and isinstance(last, TunerView):
+        return view.note != last.note
+    return False
 
 
 def _last(record: SessionRecord) -> LastSession:

@@ -72,11 +72,28 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--correct", type=int, help="notes inside the scale")
     co.add_argument("--wrong", type=int, help="notes outside the scale")
 
+    rc = sub.add_parser("recommend", help="AI Mode: what to practise next (reuses a plan made in the last 24 h)")
+    rc.add_argument("--user", help="the player (default: FRETCOACH_USER_ID)")
+    rc.add_argument("--new", action="store_true", help="make a new plan even if one is waiting")
+    rc.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+
+    ch = sub.add_parser("chat", help="ask the coach about your practice (interactive without a question)")
+    ch.add_argument("--user", help="the player (default: FRETCOACH_USER_ID)")
+    ch.add_argument(
+        "--cloud", action="store_true", help="read the history from FRETCOACH_DATABASE_URL, not this pedal's store"
+    )
+    ch.add_argument("question", nargs="*", help='e.g. "What should I practice next?"')
+
     sub.add_parser("run", help="the pedal service: USB audio, OLED, footswitch (config from env/--config)")
 
     s = sub.add_parser("sync", help="send queued sessions to the cloud and fetch practice plans (one pass)")
     s.add_argument("--status", action="store_true", help="only show what is queued; do not connect")
     s.add_argument("--retry-rejected", action="store_true", help="queue rows the server rejected again first")
+
+    dr = sub.add_parser(
+        "doctor", help="check audio, OLED, footswitches, store, clock and services; exit 1 if a required one fails"
+    )
+    dr.add_argument("--json", action="store_true", help="print every check as one JSON object")
 
     d = sub.add_parser("db", help="manage the cloud PostgreSQL database (admin)")
     d.add_argument("--url", help="admin database URL (default: FRETCOACH_DATABASE_URL)")
@@ -196,6 +213,102 @@ def _coach(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store(settings: Any) -> Any:
+    from device.session import SessionStore
+
+    store = SessionStore.open(settings.store_path)
+    if store.moved_aside is not None:
+        _error(f"the session store was damaged; moved it to {store.moved_aside} and started a fresh one")
+    return store
+
+
+def _user(args: argparse.Namespace, settings: Any) -> str:
+    from device.errors import ConfigError
+
+    user = (args.user if args.user is not None else settings.user_id).strip()
+    if not user:
+        raise ConfigError("--user must not be empty")
+    return str(user)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from cloud_sync.history import PostgresHistory
+    from device.coach import TracingConfig
+    from device.coach.recommend import Recommender
+    from device.config import load_settings
+
+    settings = load_settings(args.config)
+    user = _user(args, settings)
+    store = _open_store(settings)
+    cloud = PostgresHistory(settings.database_url) if settings.database_url else None
+    recommender = Recommender(store, settings, cloud=cloud, tracing=TracingConfig.from_settings(settings))
+    try:
+        plan = recommender(user, new=args.new)
+    finally:
+        recommender.close()
+        store.close()
+    if args.json:
+        print(json.dumps(plan.as_dict()), flush=True)
+    else:
+        r = plan.recommendation
+        made = "reused" if plan.reused else "new"
+        by = "LLM" if plan.source == "llm" else "rule-based"
+        print(
+            f"{r.scale_name} · focus: {r.focus_area} · strictness {r.strictness:.2f} · "
+            f"sensitivity {r.sensitivity:.2f}\n{r.reasoning}\n({made} {by} plan {plan.record.practice_id})",
+            flush=True,
+        )
+    if plan.reason:
+        print(f"fretcoach: {plan.reason} (rule-based plan)", file=sys.stderr, flush=True)
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from device.coach.chat import open_chat
+    from device.coach.history import LocalHistory
+    from device.config import load_settings
+    from device.errors import ConfigError
+
+    settings = load_settings(args.config)
+    user = _user(args, settings)
+    store = None
+    if args.cloud:
+        from cloud_sync.history import PostgresHistory
+
+        if not settings.database_url:
+            raise ConfigError("--cloud needs FRETCOACH_DATABASE_URL")
+        history: Any = PostgresHistory(settings.database_url)
+    else:
+        store = _open_store(settings)
+        history = LocalHistory(store)
+    chat, tracing = open_chat(settings, history, user)
+    try:
+        question = " ".join(args.question).strip()
+        if question:
+            _say(chat.ask(question))
+            return 0
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                print("you> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line or line.strip().lower() in {"quit", "exit"}:
+                return 0
+            if line.strip():
+                _say(chat.ask(line))
+    finally:
+        if tracing is not None:
+            tracing.close()
+        if store is not None:
+            store.close()
+
+
+def _say(reply: Any) -> None:
+    print(reply.text, flush=True)
+    if reply.reason:
+        print(f"fretcoach: {reply.reason} (answered from the rules)", file=sys.stderr, flush=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     from device.config import load_settings
     from device.runtime import build_service
@@ -208,13 +321,10 @@ def _run(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from cloud_sync.service import make_syncer
     from device.config import load_settings
-    from device.session import SessionStore
 
     settings = load_settings(args.config)
-    store = SessionStore.open(settings.store_path)
+    store = _open_store(settings)
     try:
-        if store.moved_aside is not None:
-            _error(f"the session store was damaged; moved it to {store.moved_aside} and started a fresh one")
         if args.retry_rejected:
             print(f"queued again: {store.requeue_quarantined()} rejected rows", flush=True)
         status = store.status()
@@ -283,6 +393,23 @@ def _db_action(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from device.config import load_settings
+    from device.doctor import Check, report, run_checks, summary
+
+    settings = load_settings(args.config)
+
+    def show(check: Check) -> None:
+        print(check.line(), flush=True)
+
+    checks = run_checks(settings, on_check=None if args.json else show)
+    if args.json:
+        print(json.dumps(report(checks)), flush=True)
+    else:
+        print(summary(checks), flush=True)
+    return 0 if report(checks)["ok"] else 1
+
+
 def _fmt(score: float | None) -> str:
     return "  –" if score is None else f"{score:5.1f}"
 
@@ -325,10 +452,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "coach":
             return _coach(args)
+        if args.command == "recommend":
+            return _recommend(args)
+        if args.command == "chat":
+            return _chat(args)
         if args.command == "run":
             return _run(args)
         if args.command == "db":
             return _db(args)
+        if args.command == "doctor":
+            return _doctor(args)
     except FretCoachError as exc:
         _error(str(exc))
         return 1

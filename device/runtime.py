@@ -89,6 +89,7 @@ def build_service(settings: Settings) -> PedalApp:
     from hardware.display import open_display
     from hardware.footswitch import GpioFootswitch
     from hardware.keyboard_footswitch import KeyboardFootswitch
+    from hardware.power import PowerMonitor
 
     store = SessionStore.open(settings.store_path)
     notifier = Notifier(settings.notify_socket, settings.watchdog_usec)
@@ -109,7 +110,7 @@ def build_service(settings: Settings) -> PedalApp:
         listener=Listener(source, a4_hz=settings.a4_hz),
         store=store,
         recorder=Recorder(store, user_id=settings.user_id, device_id=settings.device_id),
-        planner=rule_planner(store),
+        planner=_recommender(settings, store),
         strictness=settings.strictness,
         sensitivity=settings.sensitivity,
         coach=coach,
@@ -118,8 +119,18 @@ def build_service(settings: Settings) -> PedalApp:
         on_ready=notifier.ready,
         on_watchdog=notifier.watchdog,
         power_off=_power_off,
+        power_status=PowerMonitor(),
     )
     return PedalApp(parts)
+
+
+def _recommender(settings: Settings, store: SessionStore) -> Any:
+    from cloud_sync.history import PostgresHistory
+    from device.coach import TracingConfig
+    from device.coach.recommend import Recommender
+
+    cloud = PostgresHistory(settings.database_url) if settings.database_url else None
+    return Recommender(store, settings, cloud=cloud, tracing=TracingConfig.from_settings(settings))
 
 
 def _live_coach(settings: Settings) -> Any:

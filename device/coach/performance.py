@@ -82,7 +82,7 @@ def analyze_performance(sessions: Sequence[SessionRecord], days: int, now: datet
             "minutes": round(sum(s.duration_seconds for s in group) / 60.0, 1),
             **_averages(group),
         }
-        for scale, group in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+        for scale, group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     ]
     return PerformanceReport(
         days=days,
