@@ -238,3 +238,47 @@ def test_the_recommendation_is_traced_with_ai_mode_tags(history: SessionStore, l
             "provider": "openai",
             "model": "gpt-loop",
         }
+
+
+def test_the_pedal_shows_the_llm_plan_and_hold_asks_for_another(history: SessionStore, llm: LLMServer) -> None:
+    from device.app import Mode, Parts, PedalApp
+    from device.audio import open_source
+    from device.listening import Listener
+    from device.ui.views import PlanView
+    from hardware.display import open_display
+    from hardware.footswitch import FootswitchEvent, Gesture, ScriptedFootswitch
+
+    llm.push(structured(GOOD), structured({**GOOD, "scale_name": "A natural minor"}))
+    shown: list[object] = []
+    parts = Parts(
+        user_id=USER,
+        display=open_display("dummy"),
+        footswitch=ScriptedFootswitch([]),
+        listener=Listener(open_source("demo", speed=0)),
+        store=history,
+        recorder=Recorder(history, user_id=USER, device_id="pedal-1"),
+        planner=recommender(history, llm.url),
+        on_frame=lambda view, _now: shown.append(view),
+    )
+    app = PedalApp(parts)
+    app.p.listener.start = lambda: None  # type: ignore[method-assign]
+    app.boot()
+
+    def plan_after(gesture: Gesture) -> PlanView:
+        app.step(FootswitchEvent(gesture))
+        deadline = time.monotonic() + 10
+        while app.s.mode is not Mode.PLAN and time.monotonic() < deadline:
+            app.step()
+            time.sleep(0.005)
+        app.step()
+        views = [v for v in shown if isinstance(v, PlanView)]
+        assert views
+        return views[-1]
+
+    try:
+        first = plan_after(Gesture.PRESS)
+        assert first.scale == "E natural minor" and not first.offline
+        second = plan_after(Gesture.HOLD)
+        assert second.scale == "A natural minor" and len(llm.chat_requests) == 2
+    finally:
+        app.close()
