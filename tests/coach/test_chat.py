@@ -10,10 +10,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Cloud
 from llm_server import LLMServer, RecordedRequest, error, text, tool_calls
 from opik_recorder import OpikRecorder
 from practice import NOW, add_cloud, add_local, session
@@ -27,6 +26,9 @@ from device.coach.retry import RetryPolicy
 from device.coach.tracing import Tracing, TracingConfig
 from device.config import Settings
 from device.session import SessionStore
+
+if TYPE_CHECKING:  # the conftest module name is ambiguous at run time (tests/hardware has one)
+    from conftest import Cloud
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The `dict` method is deprecated:DeprecationWarning:opik"),

@@ -7,10 +7,9 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Cloud
 from llm_server import LLMServer, empty, error, malformed, structured, text
 from opik_recorder import OpikRecorder
 from practice import NOW, add_cloud, add_local, session
@@ -23,6 +22,9 @@ from device.coach.retry import RetryPolicy
 from device.coach.tracing import Tracing, TracingConfig
 from device.config import Settings
 from device.session import Recorder, SessionStore
+
+if TYPE_CHECKING:  # the conftest module name is ambiguous at run time (tests/hardware has one)
+    from conftest import Cloud
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The `dict` method is deprecated:DeprecationWarning:opik"),
