@@ -187,6 +187,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         GRANT SELECT ON fretcoach.daily_user_averages, fretcoach.user_trends TO {DEVICE_GROUP_ROLE};
         """,
     ),
+    Migration(
+        4,
+        "devices_read_schema_version",
+        # `fretcoach doctor` on a pedal compares the cloud's schema with its own; the version
+        # list holds nothing private.
+        f"GRANT SELECT ON fretcoach.schema_migrations TO {DEVICE_GROUP_ROLE};",
+    ),
 )
 
 

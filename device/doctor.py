@@ -576,10 +576,13 @@ def check_cloud(settings: Settings, timeouts: Timeouts | None = None) -> Check:
             try:
                 version = schema_version(conn)
             except psycopg.errors.InsufficientPrivilege:
-                # A device's role sees its own user's rows, not the migrations table: show that instead.
-                row = conn.execute("SELECT count(*) FROM fretcoach.sessions").fetchone()
-                synced = row[0] if row else 0
-                return _ok(CLOUD, f"{where}: reachable, {synced} sessions of this user in the cloud")
+                # Device roles may read the version list from migration 4 on: older is behind.
+                return _fail(
+                    CLOUD,
+                    f"{where}: reachable; schema older than version 4",
+                    "run `fretcoach db migrate --url ADMIN_URL`",
+                    required=False,
+                )
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fail(CLOUD, f"{where}: {first}", "check the database URL and its role")
