@@ -67,15 +67,6 @@ def _fretcoach() -> str:
 FRETCOACH = _fretcoach()
 
 
-def _has_command(name: str) -> bool:
-    return subprocess.run([FRETCOACH, name, "--help"], check=False, capture_output=True, timeout=120).returncode == 0
-
-
-# TODO(lead): remove these skips once `fretcoach recommend` and `fretcoach chat` have landed.
-needs_recommend = pytest.mark.skipif(not _has_command("recommend"), reason="`fretcoach recommend` does not exist yet")
-needs_chat = pytest.mark.skipif(not _has_command("chat"), reason="`fretcoach chat` does not exist yet")
-
-
 def _env(proxy: LoggingProxy, data_dir: Path) -> dict[str, str]:
     """The pedal's environment: the local provider only, no keys, no tracing, a fresh data dir."""
     scrub = ("FRETCOACH_", "OPIK_", "OPENAI_", "GOOGLE_API", "DEEPSEEK_API", "MINIMAX_API")
@@ -219,7 +210,6 @@ def test_live_coach_shows_a_line_within_a_second_and_the_model_is_asked(
 # -- AI Mode ---------------------------------------------------------------------------------
 
 
-@needs_recommend
 def test_recommend_builds_a_valid_plan_with_the_model_and_reuses_it(
     proxy: LoggingProxy, data_dir: Path, lane_report: list[str]
 ) -> None:
@@ -258,7 +248,6 @@ def test_recommend_builds_a_valid_plan_with_the_model_and_reuses_it(
 # -- chat ------------------------------------------------------------------------------------
 
 
-@needs_chat
 def test_chat_answers_a_question_through_the_tool_calling_agent(
     proxy: LoggingProxy, data_dir: Path, lane_report: list[str]
 ) -> None:

@@ -109,14 +109,17 @@ class _Tools:
             "get_recent_sessions", lambda: [_session_facts(s) for s in self.history.recent(self.user_id, n)]
         )
 
-    def performance(self, days: int = 30) -> str:
+    def performance(self, days: int = 30, *, record: bool = True) -> str:
         d = _clamp(days, 1, _MAX_DAYS, 30)
 
         def run() -> dict[str, Any]:
             now = self.now()
             return analyze_performance(self.history.since(self.user_id, now - timedelta(days=d)), d, now).as_dict()
 
-        return self._guard("analyze_performance", run)
+        out = self._guard("analyze_performance", run)
+        if not record:
+            self.used.pop()
+        return out
 
     def plan(self, *, save: bool = True) -> str:
         def run() -> dict[str, Any]:
@@ -248,7 +251,9 @@ class ChatCoach:
         agent: Any = create_agent(
             model.llm,
             build_tools(tools),
-            system_prompt=chat_system_prompt(f"{self.now():%Y-%m-%d}"),
+            # The month at a glance in the instructions: small models often skip the tools,
+            # and even then the answer should rest on the player's numbers.
+            system_prompt=chat_system_prompt(f"{self.now():%Y-%m-%d}", tools.performance(30, record=False)),
             middleware=[_budget_middleware(model, deadline, self.policy)],
         )
         messages: list[dict[str, str]] = []

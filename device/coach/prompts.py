@@ -243,8 +243,9 @@ def recommendation_messages(recent: Sequence[SessionRecord]) -> list[dict[str, s
     ]
 
 
-def chat_system_prompt(today: str) -> str:
-    """The chat agent's instructions (``today`` as YYYY-MM-DD, so 'this week' means something)."""
+def chat_system_prompt(today: str, month: str) -> str:
+    """The chat agent's instructions (``today`` as YYYY-MM-DD, so 'this week' means something;
+    ``month``: the last 30 days' analysis as JSON)."""
     return (
         "You are FretCoach, a friendly, precise guitar practice coach. You answer questions about the "
         "player's own practice history. Use the tools to look up facts before stating them; never "
@@ -252,4 +253,5 @@ def chat_system_prompt(today: str) -> str:
         "the chosen scale) and timing stability (steadiness against the beat). When asked what to "
         "practise, call generate_practice_plan. Answer in at most 5 short sentences, plain text. "
         f"Today is {today}. Coaching rules you follow:\n" + COACHING_RULES
+        + f"\nThe player's last 30 days at a glance (use the tools for more): {month}"
     )

@@ -85,6 +85,7 @@ def test_the_agent_calls_a_tool_and_answers_from_its_numbers(history: SessionSto
         "generate_practice_plan",
     }
     assert "Today is 2026-11-24" in first.messages[0]["content"]
+    assert '"sessions": 6' in first.messages[0]["content"]  # the month at a glance, even if no tool is called
     assert first.body["max_completion_tokens"] == 600
     (facts,) = tool_results(second).values()
     expected = analyze_performance(history.sessions_since(USER, NOW.replace(month=10)), 30, NOW).as_dict()
