@@ -11,6 +11,7 @@ analysis runs on its own thread (device.listening).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,9 +64,9 @@ MANUAL_SCALES = (
     "G major pentatonic",
 )
 _FRAME_S = 0.05  # ≤ 20 fps while something moves
-# The main loop's wait for a gesture: short, so a new note reaches the screen within a few ms
-# of the analysis thread hearing it (a full render happens only when the view changed).
-LOOP_WAIT_S = 0.005
+# The main loop's longest wait between turns. The analysis thread wakes it whenever it heard
+# something new (so a new note is drawn at once); gestures wait in the footswitch's queue.
+LOOP_WAIT_S = 0.02
 _SYNC_STATUS_S = 1.0
 # The firmware's power flags change slowly and reading them may run vcgencmd: every few seconds.
 _POWER_STATUS_S = 5.0
@@ -165,6 +166,8 @@ class PedalApp:
         self._power_cache: tuple[float, PowerWarning | None] | None = None
         self._session_id = ""
         self.frames = 0
+        self._wake = threading.Event()
+        parts.listener.on_change = self._wake.set
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -198,8 +201,13 @@ class PedalApp:
         self.boot()
         try:
             while not until():
-                event = self.p.footswitch.get(timeout=LOOP_WAIT_S)
-                self.step(event)
+                self._wake.wait(LOOP_WAIT_S)
+                self._wake.clear()  # before step() reads what the listener heard
+                events = self.p.footswitch.events()
+                for event in events:
+                    self.step(event)
+                if not events:
+                    self.step()
         finally:
             self.close()
 

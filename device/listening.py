@@ -57,7 +57,9 @@ class Listener:
         self.a4_hz = a4_hz
         self.window_s = window_s
         self.block_frames = block_frames
-        self._on_change = on_change
+        #: Called on the analysis thread after a change the screen might show (the app sets it
+        #: to wake its loop, so a new note is drawn without waiting for the loop's next turn).
+        self.on_change = on_change
         self._clock = clock
         self._lock = threading.Lock()
         self._heard = Heard()
@@ -71,6 +73,9 @@ class Listener:
         self._rate: int | None = None
         self._position = 0  # frames fed to the tracker
         self._block_time = math.nan  # capture time of the tracker's frame 0 (for latency)
+        # Where the tracker's frame 0 sits on the listener's one timeline, which runs on across
+        # tracker restarts (lost audio): the scorer orders notes and measures their intervals.
+        self._origin_s = 0.0
         self._restart_tracker = True
 
     # -- control (any thread) ---------------------------------------------------------------
@@ -134,8 +139,21 @@ class Listener:
         if len(block) == 0:
             self._publish()
             return
+        lost: list[Note] = []  # the notes a gap ended
         with self._lock:
             if self._restart_tracker or self._rate != block.sample_rate or block.gap:
+                old = self._tracker
+                if old is not None and self._rate:
+                    ran_s = self._position / self._rate
+                    if not self._restart_tracker:
+                        # Audio was lost (an overflow, or the interface came back): the note
+                        # that was sounding ended there, and counts.
+                        lost = _shifted(old.flush(), self._origin_s)
+                    # The time lost with the audio keeps the timeline true to the clock.
+                    gap_s = block.time - (self._block_time + ran_s)
+                    if not math.isfinite(gap_s) or gap_s < 0:
+                        gap_s = block.dropped / block.sample_rate
+                    self._origin_s += ran_s + gap_s
                 self._rate = block.sample_rate
                 settings = TrackerSettings(a4_hz=self.a4_hz, sensitivity=self._sensitivity)
                 self._tracker = NoteTracker(block.sample_rate, settings, self._scale)
@@ -147,15 +165,15 @@ class Listener:
         notes = tracker.feed(block.samples)
         self._position += len(block)
         with self._lock:
-            if self._counting and self._scorer is not None and notes:
-                self._scorer.add(notes)
-        self._publish(notes)
+            if self._counting and self._scorer is not None and (notes or lost):
+                self._scorer.add(lost + _shifted(notes, self._origin_s))
+        self._publish(notes or lost)
 
     def _publish(self, notes: list[Note] | None = None) -> None:
         with self._lock:
             tracker, scorer, old = self._tracker, self._scorer, self._heard
             sounding = tracker.sounding if tracker is not None else None
-            now_s = self._position / self._rate if self._rate else 0.0
+            now_s = self._origin_s + self._position / self._rate if self._rate else 0.0
             rolling = scorer.rolling(now_s) if scorer is not None and notes else old.rolling
             session = scorer.session() if scorer is not None and notes else old.session
             if scorer is None:
@@ -178,8 +196,16 @@ class Listener:
             )
             changed = _visible(new) != _visible(old)
             self._heard = replace(new, version=old.version + 1) if changed else old
-        if changed and self._on_change is not None:
-            self._on_change()
+        callback = self.on_change
+        if changed and callback is not None:
+            callback()
+
+
+def _shifted(notes: list[Note], origin_s: float) -> list[Note]:
+    """``notes`` with their onsets moved from a tracker's timeline onto the listener's."""
+    if not origin_s:
+        return notes
+    return [replace(n, onset_s=round(n.onset_s + origin_s, 4)) for n in notes]
 
 
 def _visible(h: Heard) -> tuple[object, ...]:

@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: real SQLite files and a real PostgreSQL database."""
+"""Fixtures shared by the whole suite: real SQLite files, a real PostgreSQL database, gpiozero's mock pins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 from pg import admin_url, create_database, drop_database, drop_roles, require_server, truncate, with_dbname
 
 from cloud_sync import DeviceCredentials, create_device, migrate
@@ -70,3 +72,22 @@ def cloud(cloud_database: Cloud) -> Cloud:
     with cloud_database.connect() as conn:
         truncate(conn)
     return cloud_database
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[MockFactory]:
+    """A fresh MockFactory as gpiozero's default for one test (gpiozero's own fixture pattern).
+
+    Installed here, never at import time, and torn down after the test so no pin or
+    reservation leaks into the next one.
+    """
+    saved = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.close()
+        # MockFactory keeps some state at class level; reset() clears it.
+        factory.reset()
+        Device.pin_factory = saved

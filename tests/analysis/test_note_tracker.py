@@ -158,3 +158,38 @@ def test_the_note_being_played_is_known_before_it_ends() -> None:
     assert first_t - 0.3 < 0.06  # on screen within ~60 ms of the pick
     assert (first.midi, first.name, first.in_scale) == (57, "A3", True)
     assert abs(seen[-1][1].cents - 20.0) < 3.0
+
+
+def test_each_new_note_is_named_right_after_its_attack_and_nothing_else_shows() -> None:
+    # aubio's onset detector confirms an attack ~50 ms after it; the screen gets the name sooner.
+    rate = 44100
+    midis = [57, 60, 62, 64, 67, 69, 72, 45, 52, 55, 48, 65]
+    x = phrase(midis, 0.25, rate)  # from 0.3 s, one note every 0.25 s
+    tracker = NoteTracker(rate, scale=parse_scale("A minor pentatonic"))
+    seen: list[tuple[float, int | None]] = []
+    for i in range(0, len(x), 256):
+        tracker.feed(x[i : i + 256])
+        sounding = tracker.sounding
+        seen.append(((i + 256) / rate, None if sounding is None else sounding.midi))
+    for k, midi in enumerate(midis):
+        onset = 0.3 + k * 0.25
+        during = [(t, m) for t, m in seen if onset <= t < onset + 0.25]
+        first = next(t for t, m in during if m == midi)
+        assert first - onset < 0.04, (midi, first - onset)
+        assert {m for _, m in during} <= {midi, midis[k - 1] if k else None, None}
+
+
+def test_the_screens_early_guess_never_changes_the_notes() -> None:
+    class Plain(NoteTracker):
+        def _watch_attack(self, i: int, level: float, short: tuple[float, float]) -> None:
+            pass
+
+    rate = 48000
+    notes = phrase([57, 57, 60, 62, 45, 69, 64, 64, 52], 0.2, rate)
+    x = np.concatenate((notes, glide(np.linspace(220.0, 330.0, rate), rate, 0.05)))  # and a slide
+    x += (np.random.default_rng(3).standard_normal(len(x)) * 0.003).astype(np.float32)
+    for block in (256, 4096):
+        a, b = NoteTracker(rate), Plain(rate)
+        notes_a = [n for i in range(0, len(x), block) for n in a.feed(x[i : i + block])] + a.flush()
+        notes_b = [n for i in range(0, len(x), block) for n in b.feed(x[i : i + block])] + b.flush()
+        assert notes_a == notes_b and len(notes_a) >= 8
