@@ -231,6 +231,12 @@ class PedalApp:
         if self.s.error is not None and mode is Mode.HOME:
             self.s.error = None  # any press acknowledges an error screen
             return
+        if mode is not Mode.BOOT and self.p.listener.heard().source_state in ("no-device", "error"):
+            # The screen says NO AUDIO: nothing the player cannot see may happen behind it
+            # (a hold opening the tuner unseen). Stopping a session still works: it saves.
+            if mode in (Mode.SESSION, Mode.PAUSED) and g is Gesture.HOLD:
+                self._stop_session(now)
+            return
         if mode is Mode.HOME:
             if g is Gesture.PRESS:
                 self._request_plan(now, new=False)

@@ -204,6 +204,8 @@ def test_an_unplugged_interface_shows_no_audio_keeps_the_session_and_comes_back(
     inits = rig.interface.inits
     rig.until(lambda: rig.interface.inits >= inits + 3)  # retried, and retried again
     assert rig.app.s.mode is Mode.SESSION and isinstance(rig.shown, ErrorView)
+    rig.step(Gesture.PRESS)  # a press behind the NO AUDIO screen does not pause unseen
+    assert rig.app.s.mode is Mode.SESSION
     lost = rig.notes()
     assert lost >= before.notes_played  # nothing heard before the unplug is forgotten
 
@@ -225,3 +227,12 @@ def test_an_unplugged_interface_shows_no_audio_keeps_the_session_and_comes_back(
     assert record.timing_stability is not None and record.timing_stability > 75
     stored = rig.app.p.store.get_session(record.session_id)
     assert stored is not None and stored["status"] == "ended" and stored["total_notes"] == record.total_notes
+
+
+def test_without_audio_a_hold_from_home_does_nothing_unseen(rig: Rig) -> None:
+    rig.until(lambda: rig.app.p.listener.heard().source_state == "running")
+    rig.interface.plugged = False
+    rig.until(lambda: isinstance(rig.shown, ErrorView))
+    rig.step(Gesture.HOLD)  # would open the tuner behind the NO AUDIO screen
+    rig.step(Gesture.PRESS)  # would ask for a plan
+    assert rig.app.s.mode is Mode.HOME
