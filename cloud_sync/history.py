@@ -8,7 +8,9 @@ server costs a bounded wait and a :class:`~device.errors.SyncUnavailableError`, 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -37,14 +39,21 @@ class PostgresHistory:
     def __repr__(self) -> str:
         return f"PostgresHistory({describe_url(self.url)})"
 
-    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A short connection whose step is bounded by the socket deadline; a lost link is
+        :class:`SyncUnavailableError`."""
         with connect(self.url, self.timeouts, application_name="fretcoach-coach") as conn:
             try:
-                with Deadline(conn, self.timeouts.step_s).armed(), conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
+                with Deadline(conn, self.timeouts.step_s).armed():
+                    yield conn
             except psycopg.OperationalError as exc:
                 raise SyncUnavailableError(f"lost the database at {describe_url(self.url)}: {exc}") from exc
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
 
     def recent(self, user_id: str, limit: int) -> list[SessionRecord]:
         rows = self._rows(_SELECT + " ORDER BY start_timestamp DESC LIMIT %s", [user_id, limit])
@@ -57,13 +66,9 @@ class PostgresHistory:
         return [SessionRecord(**r) for r in rows]
 
     def save_plan(self, plan: PlanRecord) -> None:
-        with connect(self.url, self.timeouts, application_name="fretcoach-coach") as conn:
-            try:
-                with Deadline(conn, self.timeouts.step_s).armed():
-                    conn.execute(
-                        "INSERT INTO fretcoach.ai_practice_plans (practice_id, user_id, practice_plan, generated_at)"
-                        " VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (practice_id) DO NOTHING",
-                        [plan.practice_id, plan.user_id, json.dumps(plan.practice_plan), plan.generated_at],
-                    )
-            except psycopg.OperationalError as exc:
-                raise SyncUnavailableError(f"lost the database at {describe_url(self.url)}: {exc}") from exc
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO fretcoach.ai_practice_plans (practice_id, user_id, practice_plan, generated_at)"
+                " VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (practice_id) DO NOTHING",
+                [plan.practice_id, plan.user_id, json.dumps(plan.practice_plan), plan.generated_at],
+            )

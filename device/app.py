@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from device.analysis import Metrics, Scale, parse_scale
 from device.coach.recommend import Plan, Recommender
@@ -52,6 +52,8 @@ from hardware.footswitch import Footswitch, FootswitchEvent, Gesture
 __all__ = ["MANUAL_SCALES", "Mode", "Parts", "PedalApp", "Planner", "rule_planner"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MANUAL_SCALES = (
     "A minor pentatonic",
@@ -162,8 +164,11 @@ class PedalApp:
         self._last_frame_at = -1.0
         self._animated = False
         self._shutdown_done = False
-        self._sync_cache: tuple[float, SyncStatus] | None = None
-        self._power_cache: tuple[float, PowerWarning | None] | None = None
+        # The view is built every turn of the loop (up to 200 a second): the store's sync
+        # counts are read at most once a second (and afresh after every change of screen), the
+        # firmware's power flags (which may run vcgencmd) every few seconds.
+        self._sync = _Every(_SYNC_STATUS_S, self._read_sync_status)
+        self._power = _Every(_POWER_STATUS_S, self._read_power_warning)
         self._session_id = ""
         self.frames = 0
         self._wake = threading.Event()
@@ -320,7 +325,7 @@ class PedalApp:
 
     def _enter(self, mode: Mode, now: float) -> None:
         self.s.mode, self.s.since = mode, now
-        self._sync_cache = None
+        self._sync.reset()
 
     def _request_plan(self, now: float, *, new: bool) -> None:
         self.s.plan = None
@@ -447,30 +452,19 @@ class PedalApp:
         return HomeView(self.p.user_id, self._sync_status(now), s.last_session, self._power_warning(now), t=t)
 
     def _sync_status(self, now: float) -> SyncStatus:
-        # The view is built every turn of the loop (200 a second): read the store's counts at
-        # most once a second, and afresh after every change of screen.
-        cached = self._sync_cache
-        if cached is not None and now - cached[0] < _SYNC_STATUS_S:
-            return cached[1]
-        fresh = self._read_sync_status()
-        self._sync_cache = (now, fresh)
-        return fresh
+        return self._sync.get(now)
 
     def _power_warning(self, now: float) -> PowerWarning | None:
-        # Asked only while home is shown (the one screen with the icon), at most every few
-        # seconds: the view is built 200 times a second.
-        if self.p.power_status is None:
-            return None
-        cached = self._power_cache
-        if cached is not None and now - cached[0] < _POWER_STATUS_S:
-            return cached[1]
+        # Asked only while home is shown (the one screen with the icon).
+        return self._power.get(now) if self.p.power_status is not None else None
+
+    def _read_power_warning(self) -> PowerWarning | None:
+        assert self.p.power_status is not None
         try:
-            warning = self.p.power_status()
+            return self.p.power_status()
         except Exception:  # a status icon must never take the pedal down
             log.exception("reading the power status failed")
-            warning = None
-        self._power_cache = (now, warning)
-        return warning
+            return None
 
     def _read_sync_status(self) -> SyncStatus:
         status = self.p.store.status()
@@ -513,6 +507,25 @@ class PedalApp:
 
 def _still(view: View) -> View:
     return replace(view, t=0.0)
+
+
+class _Every(Generic[T]):
+    """``read()``'s value, read again only when ``interval_s`` has passed (or after reset)."""
+
+    def __init__(self, interval_s: float, read: Callable[[], T]) -> None:
+        self.interval_s = interval_s
+        self._read = read
+        self._cached: tuple[float, T] | None = None
+
+    def get(self, now: float) -> T:
+        if self._cached is not None and now - self._cached[0] < self.interval_s:
+            return self._cached[1]
+        value = self._read()
+        self._cached = (now, value)
+        return value
+
+    def reset(self) -> None:
+        self._cached = None
 
 
 def _urgent(view: View, last: View) -> bool:

@@ -11,9 +11,16 @@ import psycopg
 
 from cloud_sync.push import SESSION_COLUMN_TYPES
 from device.analysis import parse_scale
+from device.config import Settings
 from device.session import SessionRecord, SessionStore
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+
+
+def settings_for(url: str | None, **values: Any) -> Settings:
+    """Settings whose LLM is the loopback server at ``url`` (None: no key, offline)."""
+    base: dict[str, Any] = {"openai_api_key": "sk-test" if url else None, "llm_base_url": url, "llm_model": "gpt-loop"}
+    return Settings.model_validate({**base, **values})
 
 
 def session(

@@ -95,8 +95,9 @@ class _Tools:
         self.now = now
         self.used: list[str] = []
 
-    def _guard(self, name: str, fn: Callable[[], Any]) -> str:
-        self.used.append(name)
+    def _guard(self, name: str, fn: Callable[[], Any], *, record: bool = True) -> str:
+        if record:
+            self.used.append(name)
         try:
             return json.dumps(fn(), default=str)
         except Exception as exc:  # a tool answers with the problem; the agent says so
@@ -116,10 +117,7 @@ class _Tools:
             now = self.now()
             return analyze_performance(self.history.since(self.user_id, now - timedelta(days=d)), d, now).as_dict()
 
-        out = self._guard("analyze_performance", run)
-        if not record:
-            self.used.pop()
-        return out
+        return self._guard("analyze_performance", run, record=record)
 
     def plan(self, *, save: bool = True) -> str:
         def run() -> dict[str, Any]:

@@ -207,9 +207,7 @@ class Recommender:
         recent = self.recent(user_id)
         practice_id = str(uuid.uuid4())
         rec, source, reason = self._recommend(user_id, recent, practice_id)
-        record = to_plan_record(rec, user_id, source, now, practice_id=practice_id)
-        if reason is not None:
-            record.practice_plan["fallback_reason"] = reason
+        record = to_plan_record(rec, user_id, source, now, practice_id=practice_id, fallback_reason=reason)
         self.store.save_plan(record)
         return Plan(record, rec, source, reason=reason)
 

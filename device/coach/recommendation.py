@@ -133,11 +133,16 @@ def to_plan_record(
     user_id: str,
     source: str,
     now: datetime | None = None,
+    *,
     practice_id: str | None = None,
+    fallback_reason: str | None = None,
 ) -> PlanRecord:
-    """A new plan (a fresh UUID unless given) carrying the recommendation; ``source`` is "llm" or "rules"."""
+    """A new plan (a fresh UUID unless given) carrying the recommendation; ``source`` is "llm" or
+    "rules", ``fallback_reason`` why the rules made it."""
     body = rec.model_dump()
     body["source"] = source
+    if fallback_reason is not None:
+        body["fallback_reason"] = fallback_reason
     body["metric"] = _METRIC_OF_FOCUS[rec.focus_area]
     return PlanRecord(
         practice_id=practice_id or str(uuid.uuid4()),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from llm_server import LLMServer, RecordedRequest, error, text, tool_calls
 from opik_recorder import OpikRecorder
-from practice import NOW, add_cloud, add_local, session
+from practice import NOW, add_cloud, add_local, session, settings_for
 
 from cloud_sync.history import PostgresHistory
 from device.coach.chat import ChatCoach
@@ -24,7 +24,6 @@ from device.coach.performance import analyze_performance
 from device.coach.recommend import Recommender
 from device.coach.retry import RetryPolicy
 from device.coach.tracing import Tracing, TracingConfig
-from device.config import Settings
 from device.session import SessionStore
 
 if TYPE_CHECKING:  # the conftest module name is ambiguous at run time (tests/hardware has one)
@@ -37,12 +36,6 @@ pytestmark = [
 
 USER = "ana"
 FAST = RetryPolicy(base_s=0.01, max_backoff_s=0.05, jitter_s=0.0)
-
-
-def settings_for(url: str | None) -> Settings:
-    return Settings.model_validate(
-        {"openai_api_key": "sk-test" if url else None, "llm_base_url": url, "llm_model": "gpt-loop"}
-    )
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from llm_server import LLMServer, empty, error, malformed, structured, text
 from opik_recorder import OpikRecorder
-from practice import NOW, add_cloud, add_local, session
+from practice import NOW, add_cloud, add_local, session, settings_for
 
 from cloud_sync.history import PostgresHistory
 from device.analysis import parse_scale
@@ -20,7 +20,6 @@ from device.analysis.metrics import Metrics
 from device.coach.recommend import Recommender
 from device.coach.retry import RetryPolicy
 from device.coach.tracing import Tracing, TracingConfig
-from device.config import Settings
 from device.session import Recorder, SessionStore
 
 if TYPE_CHECKING:  # the conftest module name is ambiguous at run time (tests/hardware has one)
@@ -41,11 +40,6 @@ GOOD = {
     "sensitivity": 0.6,
 }
 FAST = RetryPolicy(base_s=0.01, max_backoff_s=0.05, jitter_s=0.0)
-
-
-def settings_for(url: str | None, **values: Any) -> Settings:
-    base: dict[str, Any] = {"openai_api_key": "sk-test" if url else None, "llm_base_url": url, "llm_model": "gpt-loop"}
-    return Settings.model_validate({**base, **values})
 
 
 @pytest.fixture
