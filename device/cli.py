@@ -232,16 +232,13 @@ def _user(args: argparse.Namespace, settings: Any) -> str:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from cloud_sync.history import PostgresHistory
-    from device.coach import TracingConfig
     from device.coach.recommend import Recommender
     from device.config import load_settings
 
     settings = load_settings(args.config)
     user = _user(args, settings)
     store = _open_store(settings)
-    cloud = PostgresHistory(settings.database_url) if settings.database_url else None
-    recommender = Recommender(store, settings, cloud=cloud, tracing=TracingConfig.from_settings(settings))
+    recommender = Recommender.from_settings(store, settings)
     try:
         plan = recommender(user, new=args.new)
     finally:

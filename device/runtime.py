@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from device.app import Parts, PedalApp, rule_planner
+from device.coach.recommend import Recommender
 from device.config import Settings
 from device.listening import Listener
 from device.sd_notify import Notifier
@@ -110,7 +111,7 @@ def build_service(settings: Settings) -> PedalApp:
         listener=Listener(source, a4_hz=settings.a4_hz),
         store=store,
         recorder=Recorder(store, user_id=settings.user_id, device_id=settings.device_id),
-        planner=_recommender(settings, store),
+        planner=Recommender.from_settings(store, settings),
         strictness=settings.strictness,
         sensitivity=settings.sensitivity,
         coach=coach,
@@ -122,15 +123,6 @@ def build_service(settings: Settings) -> PedalApp:
         power_status=PowerMonitor(),
     )
     return PedalApp(parts)
-
-
-def _recommender(settings: Settings, store: SessionStore) -> Any:
-    from cloud_sync.history import PostgresHistory
-    from device.coach import TracingConfig
-    from device.coach.recommend import Recommender
-
-    cloud = PostgresHistory(settings.database_url) if settings.database_url else None
-    return Recommender(store, settings, cloud=cloud, tracing=TracingConfig.from_settings(settings))
 
 
 def _live_coach(settings: Settings) -> Any:

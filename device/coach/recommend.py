@@ -196,6 +196,15 @@ class Recommender:
         self._policy = policy
         self._deadline_s = deadline_s
 
+    @classmethod
+    def from_settings(cls, store: SessionStore, settings: Settings) -> Recommender:
+        """The pedal's and the CLI's recommender: the configured LLM, the cloud's sessions when
+        FRETCOACH_DATABASE_URL is set, and Opik as configured."""
+        from cloud_sync.history import PostgresHistory
+
+        cloud = PostgresHistory(settings.database_url) if settings.database_url else None
+        return cls(store, settings, cloud=cloud, tracing=TracingConfig.from_settings(settings))
+
     def __call__(self, user_id: str, *, new: bool = False) -> Plan:
         now = self._now()
         if not new:
