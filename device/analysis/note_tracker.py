@@ -17,7 +17,7 @@ import numpy as np
 
 from device.analysis.decimator import Decimator, decimation_factor
 from device.analysis.notes import Note, Sounding, hz_to_midi_float, midi_to_hz
-from device.analysis.octave import settle_octave
+from device.analysis.octave import settle_register
 from device.analysis.scales import Scale
 from device.analysis.settings import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TrackerSettings
 from device.errors import AnalysisError
@@ -27,6 +27,7 @@ __all__ = ["NoteTracker", "track_notes"]
 _NATIVE_HISTORY_S = 4.0
 _ATTACK_SKIP_S = 0.02  # the pick's transient is sharp and noisy: keep it out of intonation
 _RELEASE_GAP_S = 0.09  # this long without pitch ends a note
+_BEFORE_GAP_S = 0.03
 # The screen's first guess at a new note (see NoteTracker.sounding): an attack (the level this
 # far above its minimum over the last few frames) with a new pitch in the short yin window,
 # shown at once when that confident, else once the next frame agrees; the same pitch again
@@ -83,9 +84,7 @@ class NoteTracker:
         scale: Scale | None = None,
     ) -> None:
         if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-            raise AnalysisError(
-                f"unsupported sample rate {sample_rate} Hz ({MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE})"
-            )
+            raise AnalysisError(f"unsupported sample rate {sample_rate} Hz ({MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE})")
         s = settings or TrackerSettings()
         self.settings = s
         self.scale = scale
@@ -119,7 +118,8 @@ class NoteTracker:
 
         self._note: _OpenNote | None = None
         self._cand: list[_Frame] = []  # a run of frames at a new pitch (legato candidate)
-        self._floor_db = s.gate_dbfs - 20.0
+        self._gate_db = s.gate_dbfs  # read every frame: a property would recompute it
+        self._floor_db = self._gate_db - 20.0
         self._gap = 0
         self._released: float | None = None  # pitch of the note that last faded out
         self._flushed = False
@@ -211,9 +211,7 @@ class NoteTracker:
         self._segment(i, t, hz=hz, conf=conf, onset=onset, level=level, out=out)
         self._watch_attack(i, level, (hz_short, conf_short))
 
-    def _segment(
-        self, i: int, t: float, *, hz: float, conf: float, onset: bool, level: float, out: list[Note]
-    ) -> None:
+    def _segment(self, i: int, t: float, *, hz: float, conf: float, onset: bool, level: float, out: list[Note]) -> None:
         """Notes from one frame's pitch, onset and level."""
         s = self.settings
         # A slowly rising floor: hum and noise are steady, notes are not.
@@ -226,7 +224,7 @@ class NoteTracker:
             t_on = max(0.0, self._time_of(float(self._onset.get_last())))
             self._start(t_on, out, i)
 
-        voiced = s.min_hz <= hz <= s.max_hz and conf >= s.min_confidence and level > s.gate_dbfs - 20.0
+        voiced = s.min_hz <= hz <= s.max_hz and conf >= s.min_confidence and level > self._gate_db - 20.0
         note = self._note
         if note is None:
             midi = hz_to_midi_float(hz, s.a4_hz) if voiced else 0.0
@@ -234,7 +232,7 @@ class NoteTracker:
             # the note that just released, or hum under the gate, must not.
             if (
                 voiced
-                and level >= max(s.gate_dbfs, self._floor_db + s.floor_margin_db)
+                and level >= max(self._gate_db, self._floor_db + s.floor_margin_db)
                 and (self._released is None or abs(midi - self._released) > s.legato_semitones)
             ):
                 self._grow_candidate(_Frame(t, midi, conf))
@@ -339,7 +337,7 @@ class NoteTracker:
         # The half-length window settles on a new pitch a frame or two before the long one
         # (which, straddling the attack, is mostly wrong when confident that early).
         hz, conf = short
-        if not (s.min_hz <= hz <= s.max_hz and conf >= s.min_confidence) or level < s.gate_dbfs:
+        if not (s.min_hz <= hz <= s.max_hz and conf >= s.min_confidence) or level < self._gate_db:
             return
         midi = hz_to_midi_float(hz, s.a4_hz)
         if early is not None:
@@ -364,7 +362,7 @@ class NoteTracker:
 
     def _close(self, note: _OpenNote, end_s: float, out: list[Note]) -> None:
         s = self.settings
-        if len(note.frames) < self._min_frames or note.peak_db < s.gate_dbfs:
+        if len(note.frames) < self._min_frames or note.peak_db < self._gate_db:
             return
         midis = np.array([f.midi for f in note.frames])
         centre = float(np.median(midis))
@@ -373,7 +371,7 @@ class NoteTracker:
         if len(near) < self._min_frames:
             return
         centre = float(np.median(near))
-        centre += self._bias(note, centre, end_s) + 12.0 * self._octave_shift(note, centre, end_s)
+        centre += self._bias(note, centre, end_s) + self._register_shift(note, centre, end_s)
         midi = round(centre)
         conf = float(np.median([f.conf for f in note.frames]))
         out.append(
@@ -410,20 +408,25 @@ class NoteTracker:
         idx = np.arange(start, start + size) % n
         return self._native[idx]
 
-    def _octave_shift(self, note: _OpenNote, centre: float, end_s: float) -> int:
+    def _register_shift(self, note: _OpenNote, centre: float, end_s: float) -> float:
+        """Semitones to add when yin read the note in the wrong register (see octave.py)."""
         s = self.settings
         start_s = note.onset_s + _ATTACK_SKIP_S
         span = min(end_s - start_s, 0.12)
         if span < 0.03:
-            return 0
-        win = self._native_window(round(start_s * self.sample_rate), round(span * self.sample_rate))
+            return 0.0
+        size = round(span * self.sample_rate)
+        win = self._native_window(round(start_s * self.sample_rate), size)
         if win is None:
-            return 0
-        hz = midi_to_hz(centre, s.a4_hz)
-        shift = settle_octave(win, self.sample_rate, hz, s.min_hz)
-        if shift > 0 and hz * 2 > s.max_hz:
-            return 0
-        return shift
+            return 0.0
+        # As long as the window, ending a little before the onset the detector reports (it
+        # may be late by a frame or two): what was already sounding.
+        before_end = round((note.onset_s - _BEFORE_GAP_S) * self.sample_rate)
+        before = self._native_window(before_end - size, size)
+        factor = settle_register(
+            win, before, self.sample_rate, midi_to_hz(centre, s.a4_hz), min_hz=s.min_hz, max_hz=s.max_hz
+        )
+        return 12.0 * math.log2(factor)
 
     def _bias(self, note: _OpenNote, centre: float, end_s: float) -> float:
         """The decimated track's pitch error (semitones), from up to two native-rate yin
