@@ -335,6 +335,8 @@ def fixture_bases() -> list[Base]:
         ("f04", 29, 70, 2, "Bb major pentatonic", 48000, 55, 22, -12.0, (), 2),
         ("f05", 28, 140, 2, "F# natural minor", 44100, 45, 18, -3.0, (), 2),
         ("f06", 26, 100, 2, "G major", 48000, 60, 19, -9.0, (), 1),
+        # Steel strings ring on under the next note: yin reads their shared period, octaves low.
+        ("f07", 25, 140, 2, "Eb major pentatonic", 44100, 51, 16, -3.0, (), 1),
     ]
     return [
         Base(bid, prog, bpm, npb, scale, rate, low, span, _n_notes(bpm, npb, 7.0), peak, 100 + i, ch, takes)

@@ -28,6 +28,7 @@ _NATIVE_HISTORY_S = 4.0
 _ATTACK_SKIP_S = 0.02  # the pick's transient is sharp and noisy: keep it out of intonation
 _RELEASE_GAP_S = 0.09  # this long without pitch ends a note
 _BEFORE_GAP_S = 0.03
+_REF_SPREAD = 0.5  # semitones
 # The screen's first guess at a new note (see NoteTracker.sounding): an attack (the level this
 # far above its minimum over the last few frames) with a new pitch in the short yin window,
 # shown at once when that confident, else once the next frame agrees; the same pitch again
@@ -286,7 +287,12 @@ class NoteTracker:
         note.peak_db = max(note.peak_db, level)
         note.last_voiced_t = f.t
         if note.ref is None and len(note.frames) >= 3:
-            note.ref = float(np.median([g.midi for g in note.frames]))
+            # The note's pitch once three frames in a row agree (but for an octave slip): right
+            # after the attack yin wanders (FluidR3's steel strings read 44, 51, 63 for an E♭4),
+            # and a reference taken from those would reject the note's own frames as slips.
+            mid = statistics.median(g.midi for g in note.frames[-3:])
+            if all(_same_or_octave(g.midi, mid) for g in note.frames[-3:]):
+                note.ref = mid
 
     def _start(self, t_on: float, out: list[Note], frame: int) -> None:
         """An attack: the open note ends here and a new one begins."""
@@ -459,6 +465,11 @@ class NoteTracker:
         # The native windows correct the decimated track's bias; the median over all of the
         # note's frames stays the estimate, so vibrato averages out.
         return float(np.median(found)) if found else 0.0
+
+
+def _same_or_octave(midi: float, ref: float) -> bool:
+    d = abs(midi - ref)
+    return d <= _REF_SPREAD or abs(d - 12.0) <= _REF_SPREAD
 
 
 def _median_midi(note: _OpenNote) -> float:
