@@ -287,11 +287,12 @@ class NoteTracker:
         note.peak_db = max(note.peak_db, level)
         note.last_voiced_t = f.t
         if note.ref is None and len(note.frames) >= 3:
-            # The note's pitch once three frames in a row agree (but for an octave slip): right
-            # after the attack yin wanders (FluidR3's steel strings read 44, 51, 63 for an E♭4),
-            # and a reference taken from those would reject the note's own frames as slips.
+            # The median of three frames in a row once another agrees with it: right after an
+            # attack over ringing strings yin wanders (FluidR3's steel reads 44, 51, 63 for an
+            # E♭4), and a reference from three frames that all disagree would reject the note's
+            # own frames as octave slips.
             mid = statistics.median(g.midi for g in note.frames[-3:])
-            if all(_same_or_octave(g.midi, mid) for g in note.frames[-3:]):
+            if sum(abs(g.midi - mid) <= _REF_SPREAD for g in note.frames[-3:]) >= 2:
                 note.ref = mid
 
     def _start(self, t_on: float, out: list[Note], frame: int) -> None:
@@ -465,11 +466,6 @@ class NoteTracker:
         # The native windows correct the decimated track's bias; the median over all of the
         # note's frames stays the estimate, so vibrato averages out.
         return float(np.median(found)) if found else 0.0
-
-
-def _same_or_octave(midi: float, ref: float) -> bool:
-    d = abs(midi - ref)
-    return d <= _REF_SPREAD or abs(d - 12.0) <= _REF_SPREAD
 
 
 def _median_midi(note: _OpenNote) -> float:
