@@ -141,7 +141,16 @@ def run(tracker: Tracker, takes: list[dict[str, Any]], root: Path) -> Tally:
             tally.correct += abs(err) <= 0.5
             tally.octave += min(abs(err - 12), abs(err + 12), abs(err - 24), abs(err + 24)) <= 0.5
             matched.append((i, got))
-        tally.per_take[truth["file"]] = {"metrics": metrics.to_dict(), "matched": matched}
+        tally.per_take[truth["file"]] = {
+            "metrics": metrics.to_dict(),
+            "matched": matched,
+            "tp": len(pairs),
+            "fp": len(notes) - len(pairs),
+            "fn": len(t_notes) - len(pairs),
+            "correct": sum(
+                abs(got - t_notes[i]["midi"] - t_notes[i]["detune_cents"] / 100) <= 0.5 for i, got in matched
+            ),
+        }
     return tally
 
 
@@ -202,6 +211,21 @@ def noise_drift(tally: Tally, takes: list[dict[str, Any]]) -> float:
     return worst
 
 
+def per_program(tally: Tally, takes: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Onset recall and precision, note accuracy and noise drift for each guitar program."""
+    out = {}
+    for name in sorted({t["program_name"] for t in takes}):
+        mine = [t for t in takes if t["program_name"] == name]
+        n = {k: sum(tally.per_take[t["file"]][k] for t in mine) for k in ("tp", "fp", "fn", "correct")}
+        out[name] = {
+            "recall": n["tp"] / max(1, n["tp"] + n["fn"]),
+            "precision": n["tp"] / max(1, n["tp"] + n["fp"]),
+            "note_accuracy": n["correct"] / max(1, n["tp"]),
+            "noise_max_score_drift": noise_drift(tally, mine),
+        }
+    return out
+
+
 def evaluate(tally: Tally, takes: list[dict[str, Any]]) -> dict[str, Any]:
     s: dict[str, Any] = tally.summary()
     rel = relative_cents(tally, takes)
@@ -213,6 +237,7 @@ def evaluate(tally: Tally, takes: list[dict[str, Any]]) -> dict[str, Any]:
     s["conformity_error_mean"] = float(np.mean(conf))
     s["conformity_error_max"] = float(np.max(conf))
     s["noise_max_score_drift"] = noise_drift(tally, takes)
+    s["per_program"] = per_program(tally, takes)
     return s
 
 
@@ -250,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {k:24s} {s[k]:10.3f}  {_check(k, s[k])}")
     for fam, share in s["ordering"].items():
         print(f"  ordering[{fam}]{'':{13 - len(fam)}s} {share:10.3f}  {_check('ordering_min', share)}")
+    print(f"  {'per program':24s} {'recall':>10s} {'precision':>10s} {'accuracy':>10s} {'noise drift':>12s}")
+    for name, p in s["per_program"].items():
+        print(f"  {name:24s} {p['recall']:10.3f} {p['precision']:10.3f} {p['note_accuracy']:10.3f}"
+              f" {p['noise_max_score_drift']:12.1f}")
     report: dict[str, Any] = {"ours": s}
 
     if args.peer_takes:
