@@ -134,22 +134,22 @@ def run(tracker: Tracker, takes: list[dict[str, Any]], root: Path) -> Tally:
         tally.fp += len(notes) - len(pairs)
         tally.fn += len(t_notes) - len(pairs)
         matched = []
+        correct = 0
         for i, j in pairs:
             want = t_notes[i]["midi"] + t_notes[i]["detune_cents"] / 100
             got = notes[j].midi + notes[j].cents / 100
             err = got - want
-            tally.correct += abs(err) <= 0.5
+            correct += abs(err) <= 0.5
             tally.octave += min(abs(err - 12), abs(err + 12), abs(err - 24), abs(err + 24)) <= 0.5
             matched.append((i, got))
+        tally.correct += correct
         tally.per_take[truth["file"]] = {
             "metrics": metrics.to_dict(),
             "matched": matched,
             "tp": len(pairs),
             "fp": len(notes) - len(pairs),
             "fn": len(t_notes) - len(pairs),
-            "correct": sum(
-                abs(got - t_notes[i]["midi"] - t_notes[i]["detune_cents"] / 100) <= 0.5 for i, got in matched
-            ),
+            "correct": correct,
         }
     return tally
 
