@@ -30,7 +30,7 @@ HTTP connection first (on the pedal, the 30 s before the first tick do that and 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import sys
 import tempfile
@@ -74,14 +74,12 @@ PEER_HANG_SAMPLES: Final = 3
 
 
 def _load_llm_server() -> ModuleType:
-    """tests/llm_server.py, imported by path (the tests directory is not a package)."""
-    spec = importlib.util.spec_from_file_location("fretcoach_bench_llm_server", LLM_SERVER_PATH)
-    if spec is None or spec.loader is None:
+    """tests/llm_server.py, imported as the tests import it: their directory (not a package) on
+    the path, last, so nothing there shadows an installed module."""
+    if not LLM_SERVER_PATH.exists():
         raise SystemExit(f"cannot load {LLM_SERVER_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    sys.path.append(str(LLM_SERVER_PATH.parent))
+    return importlib.import_module(LLM_SERVER_PATH.stem)
 
 
 _llm = _load_llm_server()

@@ -19,9 +19,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import Loopback, LoopbackServer
 
 __all__ = [
     "LLMServer",
@@ -150,7 +151,7 @@ def malformed(*, delay_s: float = 0.0) -> Reply:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer[LLMServer]
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
@@ -243,22 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, events, "text/event-stream", {"Connection": "close"})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # A client that times out mid-reply leaves a handler thread to finish writing; do not
-    # make server_close() wait on it (slow replies are cut short by the stop event anyway).
-    block_on_close = False
-
-    def __init__(self, owner: LLMServer) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up early (our timeouts) is expected here, not a test failure.
-        pass
-
-
-class LLMServer:
+class LLMServer(Loopback):
     """An OpenAI-compatible server on ``127.0.0.1:<free port>`` in a background thread.
 
     Use as a context manager. :attr:`url` is the base URL a client wants (ends in ``/v1``).
@@ -270,15 +256,7 @@ class LLMServer:
         self._default: Reply | None = None
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="llm-loopback", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__(_Handler, "llm-loopback")
 
     @property
     def url(self) -> str:
@@ -309,21 +287,3 @@ class LLMServer:
             if self._replies:
                 return self._replies.popleft()
         return self._default or error(400, "no reply scripted")
-
-    def start(self) -> LLMServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> LLMServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

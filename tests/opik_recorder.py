@@ -20,9 +20,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
+
+from loopback import Loopback, LoopbackServer
 
 __all__ = ["OpikRecorder", "RecordedCall", "unused_url"]
 
@@ -47,7 +48,7 @@ def unused_url() -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer[OpikRecorder]
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
@@ -98,19 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, owner: OpikRecorder) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class OpikRecorder:
+class OpikRecorder(Loopback):
     """Records Opik SDK traffic on ``127.0.0.1:<free port>``; use as a context manager."""
 
     def __init__(self, mode: Mode = "ok", slow_s: float = 5.0) -> None:
@@ -119,16 +108,12 @@ class OpikRecorder:
         self._calls: list[RecordedCall] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
         self._wake = threading.Event()  # ends slow waits: answer (release) or hang up (stop)
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="opik-recorder", daemon=True
-        )
+        super().__init__(_Handler, "opik-recorder")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def calls(self) -> list[RecordedCall]:
@@ -177,10 +162,6 @@ class OpikRecorder:
                     return False
                 self._changed.wait(min(left, 0.2))
 
-    def start(self) -> OpikRecorder:
-        self._thread.start()
-        return self
-
     def release(self) -> None:
         """Answer the requests held by ``slow`` mode now, and every later one at once."""
         self.mode = "ok"
@@ -189,14 +170,4 @@ class OpikRecorder:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> OpikRecorder:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().stop()
